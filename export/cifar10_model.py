@@ -1,0 +1,45 @@
+"""The reference CIFAR-10 CNN (2,264,458 parameters), taking float32 RGB 0..255 pixels."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from export.cifar10_data import CLASS_NAMES, INPUT_SIZE
+
+DROPOUT = 0.2
+PARAMETER_COUNT = 2_264_458
+
+
+def build_model(num_classes: int = len(CLASS_NAMES), augment: bool = False, seed: int = 42) -> keras.Model:
+    """Conv32 → Conv64 → Pool → Conv64 → Pool → Conv128 → Flatten → Dense256 → Dense128 → softmax.
+
+    Each block is Conv/Dense → ReLU → (MaxPool) → Dropout(0.2) → BatchNorm; dense layers use MaxNorm(3).
+    Scaling to [0, 1] is the first layer, so every serving signature gets it. Augmentation (random flip and
+    shift) is only active in training.
+    """
+    inputs = keras.Input(shape=(*INPUT_SIZE, 3), name="pixels")
+    x = layers.Rescaling(1.0 / 255, name="scale_0_1")(inputs)
+    if augment:
+        x = layers.RandomFlip("horizontal", seed=seed, name="augment_flip")(x)
+        x = layers.RandomTranslation(0.1, 0.1, seed=seed, name="augment_shift")(x)
+
+    def conv_block(x, filters: int, pool: bool, n: int):
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{n}")(x)
+        if pool:
+            x = layers.MaxPooling2D(2, name=f"pool{n}")(x)
+        x = layers.Dropout(DROPOUT, seed=seed + n, name=f"dropout_conv{n}")(x)
+        return layers.BatchNormalization(name=f"bn_conv{n}")(x)
+
+    x = conv_block(x, 32, pool=False, n=1)
+    x = conv_block(x, 64, pool=True, n=2)
+    x = conv_block(x, 64, pool=True, n=3)
+    x = conv_block(x, 128, pool=False, n=4)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(DROPOUT, seed=seed + 10, name="dropout_flat")(x)
+    for n, units in ((1, 256), (2, 128)):
+        x = layers.Dense(units, kernel_constraint=keras.constraints.MaxNorm(3), activation="relu", name=f"dense{n}")(x)
+        x = layers.Dropout(DROPOUT, seed=seed + 20 + n, name=f"dropout_dense{n}")(x)
+        x = layers.BatchNormalization(name=f"bn_dense{n}")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="cifar10_cnn")

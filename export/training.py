@@ -1,0 +1,71 @@
+"""Training loop shared by the image models: tf.data input, callbacks, resume, learning-curve history."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from export.image_data import LabeledImages
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to fit a compiled model."""
+
+    epochs: int
+    batch_size: int
+    seed: int
+    logdir: Path | None = None
+    checkpoint_dir: Path | None = None
+    resume: bool = False
+    early_stopping: int | None = None
+    class_weight: dict[int, float] | None = None
+
+
+def input_pipeline(data: LabeledImages, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
+    """uint8 images → float32 0..255 (the model's input contract), cached, shuffled, batched, prefetched."""
+    ds = data.dataset().map(
+        lambda img, label: (tf.cast(img, tf.float32), label), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(min(len(data), 10_000), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: TrainSettings) -> dict:
+    """Fit with TensorBoard, resumable backups and optional early stopping; returns history per epoch."""
+    keras.utils.set_random_seed(settings.seed)
+    callbacks: list[keras.callbacks.Callback] = []
+    if settings.logdir:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(settings.logdir), histogram_freq=0))
+    if settings.checkpoint_dir:
+        if not settings.resume and settings.checkpoint_dir.exists():
+            shutil.rmtree(settings.checkpoint_dir)
+        elif settings.resume and settings.checkpoint_dir.exists():
+            logger.info("resuming from checkpoint in %s", settings.checkpoint_dir)
+        # Saves model + optimizer + epoch every epoch; deleted after a completed fit.
+        callbacks.append(keras.callbacks.BackupAndRestore(str(settings.checkpoint_dir), delete_checkpoint=True))
+    if settings.early_stopping and len(val):
+        callbacks.append(
+            keras.callbacks.EarlyStopping(patience=settings.early_stopping, restore_best_weights=True)
+        )
+    train_ds = input_pipeline(train, settings.batch_size, shuffle=True, seed=settings.seed)
+    val_ds = input_pipeline(val, settings.batch_size, shuffle=False, seed=settings.seed) if len(val) else None
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=settings.epochs,
+        callbacks=callbacks,
+        class_weight=settings.class_weight,
+        verbose=1 if sys.stderr.isatty() else 2,
+    )
+    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
