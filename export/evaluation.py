@@ -70,7 +70,8 @@ def write_artifacts(directory: Path, metrics: dict, class_names: list[str], hist
         ax.set_xticks(range(len(class_names)), class_names, rotation=90)
         ax.set_yticks(range(len(class_names)), class_names)
         for (i, j), v in np.ndenumerate(matrix):
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="black" if v < matrix.max() / 2 else "white")
+            colour = "black" if v < matrix.max() / 2 else "white"
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color=colour)
     fig.tight_layout()
     fig.savefig(directory / "confusion_matrix.png", dpi=100)
     plt.close(fig)

@@ -43,7 +43,9 @@ class GateResult:
         return {"passed": self.passed, "checks": self.checks, "reasons": self.reasons}
 
 
-def check_signatures(saved_model_dir: Path, model: keras.Model, encoded: list[bytes], input_size: tuple[int, int]) -> dict:
+def check_signatures(
+    saved_model_dir: Path, model: keras.Model, encoded: list[bytes], input_size: tuple[int, int]
+) -> dict:
     """Max |Δ probability| of each reloaded signature against the in-memory model on the same images."""
     loaded = tf.saved_model.load(str(saved_model_dir))
     batch = tf.constant(encoded)

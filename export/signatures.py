@@ -88,7 +88,7 @@ def write_saved_model(
 ) -> None:
     """Save `model` with the serving contract into `directory` (labels asset included)."""
     directory.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=directory.parent, prefix=".labels-") as tmp:
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".labels-") as tmp:
         labels_file = Path(tmp) / LABELS_FILENAME
         labels_file.write_text("".join(f"{n}\n" for n in class_names))
         module = ServingModule(model, class_names, input_size, labels_file)

@@ -66,6 +66,7 @@ def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: 
         epochs=settings.epochs,
         callbacks=callbacks,
         class_weight=settings.class_weight,
+        shuffle=False,  # the input pipeline shuffles
         verbose=1 if sys.stderr.isatty() else 2,
     )
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}

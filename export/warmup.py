@@ -16,7 +16,9 @@ BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 MAX_PIXEL_PAYLOAD = 4 * 1024 * 1024
 
 
-def warmup_requests(model_name: str, encoded: list[bytes], pixels: np.ndarray) -> list[prediction_log_pb2.PredictionLog]:
+def warmup_requests(
+    model_name: str, encoded: list[bytes], pixels: np.ndarray
+) -> list[prediction_log_pb2.PredictionLog]:
     """Predict requests for both predict signatures at several batch sizes, from real validation images."""
     logs = []
     per_image_pixel_bytes = int(np.prod(pixels.shape[1:])) * 4

@@ -1,0 +1,123 @@
+"""The serving contract of a published CIFAR-10 version (trained 1 epoch on synthetic data)."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from export.cifar10_data import CLASS_NAMES
+from export.signatures import example_for, read_labels
+from export.warmup import read_warmup_file
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def loaded(exported_cifar10):
+    return tf.saved_model.load(str(exported_cifar10))
+
+
+def test_signature_names_dtypes_and_shapes(loaded):
+    sigs = loaded.signatures
+    assert set(sigs) == {"serving_default", "predict_pixels", "classify"}
+    spec = lambda s: {k: (v.dtype, v.shape.as_list()) for k, v in s.structured_input_signature[1].items()}  # noqa: E731
+    assert spec(sigs["serving_default"]) == {"image_bytes": (tf.string, [None])}
+    assert spec(sigs["predict_pixels"]) == {"pixels": (tf.float32, [None, 32, 32, 3])}
+    assert spec(sigs["classify"]) == {"inputs": (tf.string, [None])}
+    outputs = {k: (v.dtype, v.shape.as_list()) for k, v in sigs["serving_default"].structured_outputs.items()}
+    assert outputs == {
+        "probabilities": (tf.float32, [None, 10]),
+        "scores": (tf.float32, [None, 5]),
+        "class_ids": (tf.int64, [None, 5]),
+        "class_names": (tf.string, [None, 5]),
+    }
+    classify = {k: (v.dtype, v.shape.as_list()) for k, v in sigs["classify"].structured_outputs.items()}
+    assert classify == {"classes": (tf.string, [None, 5]), "scores": (tf.float32, [None, 5])}
+
+
+def test_classify_signature_has_classify_method_name(exported_cifar10):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    sm.ParseFromString((exported_cifar10 / "saved_model.pb").read_bytes())
+    defs = sm.meta_graphs[0].signature_def
+    assert defs["classify"].method_name == "tensorflow/serving/classify"
+    assert defs["serving_default"].method_name == "tensorflow/serving/predict"
+
+
+def test_bytes_and_pixels_paths_agree_on_real_jpegs(loaded, real_jpegs):
+    raw = [p.read_bytes() for p in real_jpegs]
+    by_bytes = loaded.signatures["serving_default"](image_bytes=tf.constant(raw))
+    tf_pixels = np.stack([tf.io.decode_jpeg(b, dct_method="INTEGER_ACCURATE").numpy() for b in raw])
+    by_pixels = loaded.signatures["predict_pixels"](pixels=tf.constant(tf_pixels, tf.float32))
+    np.testing.assert_allclose(by_bytes["probabilities"], by_pixels["probabilities"], atol=1e-6)
+    # Pillow decoding (what clients use) matches the in-graph decoder on these files.
+    pil = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in real_jpegs])
+    assert np.abs(pil.astype(int) - tf_pixels.astype(int)).max() <= 1
+    by_pil = loaded.signatures["predict_pixels"](pixels=tf.constant(pil, tf.float32))
+    assert np.abs(by_pil["probabilities"].numpy() - by_bytes["probabilities"].numpy()).max() < 0.02
+
+
+def test_outputs_are_consistent_top_k(loaded, real_jpegs):
+    out = loaded.signatures["serving_default"](image_bytes=tf.constant([p.read_bytes() for p in real_jpegs[:4]]))
+    probs = out["probabilities"].numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    ids = out["class_ids"].numpy()
+    assert np.array_equal(ids, np.argsort(-probs, axis=1)[:, :5])
+    np.testing.assert_allclose(out["scores"].numpy(), np.take_along_axis(probs, ids, axis=1), atol=1e-7)
+    names = [[n.decode() for n in row] for row in out["class_names"].numpy()]
+    assert names == [[CLASS_NAMES[i] for i in row] for row in ids]
+
+
+def test_classify_signature_matches_predict(loaded, real_jpegs):
+    raw = [p.read_bytes() for p in real_jpegs[:3]]
+    pred = loaded.signatures["serving_default"](image_bytes=tf.constant(raw))
+    cls = loaded.signatures["classify"](inputs=tf.constant([example_for(b) for b in raw]))
+    np.testing.assert_allclose(cls["scores"].numpy(), pred["scores"].numpy(), atol=1e-7)
+    assert np.array_equal(cls["classes"].numpy(), pred["class_names"].numpy())
+
+
+def test_png_gif_bmp_inputs_decode(loaded, real_jpegs, tmp_path):
+    img = Image.open(real_jpegs[0]).convert("RGB")
+    blobs = []
+    for fmt in ("PNG", "GIF", "BMP"):
+        path = tmp_path / f"x.{fmt.lower()}"
+        img.save(path, format=fmt)
+        blobs.append(path.read_bytes())
+    big = tmp_path / "big.png"
+    img.resize((100, 60)).save(big)  # non-square, larger: resized in-graph
+    blobs.append(big.read_bytes())
+    out = loaded.signatures["serving_default"](image_bytes=tf.constant(blobs))
+    assert out["probabilities"].shape == (4, 10)
+
+
+def test_labels_and_metadata_travel_with_the_model(exported_cifar10):
+    assert read_labels(exported_cifar10) == CLASS_NAMES
+    meta = json.loads((exported_cifar10 / "assets.extra" / "export_metadata.json").read_text())
+    assert meta["model_name"] == "cifar10" and meta["version"] == 1
+    assert meta["class_names"] == CLASS_NAMES
+    assert meta["input_size"] == {"height": 32, "width": 32, "channels": 3}
+    assert meta["parameter_count"] == 2_264_458
+    assert meta["data"]["source"] == "synthetic" and meta["data"]["train_images"] == 360
+    assert meta["training"]["epochs_run"] == 1
+    assert meta["tensorflow_version"] == tf.__version__
+    assert meta["gate"]["passed"] is True
+    assert set(meta["gate"]["checks"]["signature_max_abs_diff"]) == {"serving_default", "predict_pixels", "classify"}
+    for f in ("metrics.json", "confusion_matrix.json", "confusion_matrix.png", "learning_curve.png"):
+        assert (exported_cifar10 / "assets.extra" / "evaluation" / f).stat().st_size > 0
+    cm = json.loads((exported_cifar10 / "assets.extra" / "evaluation" / "confusion_matrix.json").read_text())
+    assert np.asarray(cm["matrix"]).sum() == meta["metrics"]["test_images"]
+
+
+def test_warmup_file_parses_as_prediction_logs(exported_cifar10):
+    logs = read_warmup_file(exported_cifar10 / "assets.extra" / "tf_serving_warmup_requests")
+    assert 0 < len(logs) <= 1000
+    sigs = {log.predict_log.request.model_spec.signature_name for log in logs}
+    assert sigs == {"serving_default", "predict_pixels"}
+    for log in logs:
+        req = log.predict_log.request
+        assert req.model_spec.name == "cifar10"
+        tensor = tf.make_ndarray(next(iter(req.inputs.values())))
+        assert tensor.shape[0] in (1, 2, 4, 8, 16, 32)

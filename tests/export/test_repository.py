@@ -1,0 +1,92 @@
+from pathlib import Path
+
+import pytest
+
+from export import repository as r
+
+
+def test_parse_version_accepts_only_canonical_integers():
+    assert r.parse_version("0") == 0
+    assert r.parse_version("17") == 17
+    for bad in ("01", "-1", "1.0", "v1", ".tmp-export-1", "", "1a"):
+        assert r.parse_version(bad) is None
+
+
+def test_make_and_parse_model_path_round_trip(tmp_path):
+    p = r.make_model_path(tmp_path, "cifar10", 3)
+    assert p == tmp_path / "cifar10" / "3"
+    assert r.parse_model_path(p) == (tmp_path, "cifar10", 3)
+
+
+@pytest.mark.parametrize("name", ["", "../x", "a/b", ".hidden"])
+def test_make_model_path_refuses_unsafe_names(tmp_path, name):
+    with pytest.raises(r.RepositoryError, match="invalid model name"):
+        r.make_model_path(tmp_path, name)
+
+
+def test_parse_model_path_refuses_non_version(tmp_path):
+    with pytest.raises(r.RepositoryError, match="integer version"):
+        r.parse_model_path(tmp_path / "m" / "latest")
+
+
+def test_list_versions_ignores_hidden_and_non_numeric(tmp_path):
+    for d in ("1", "10", "2", ".tmp-export-abc", "notes", "007"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "3").write_text("a file, not a version")
+    assert r.list_versions(tmp_path) == [1, 2, 10]
+    assert r.list_versions(tmp_path / "missing") == []
+
+
+def test_next_version_is_highest_plus_one():
+    assert r.next_version([]) == 1
+    assert r.next_version([1, 2, 10]) == 11
+
+
+def test_resolve_version_auto_and_explicit(tmp_path):
+    (tmp_path / "4").mkdir()
+    assert r.resolve_version(tmp_path, "auto") == 5
+    assert r.resolve_version(tmp_path, "9") == 9
+    with pytest.raises(r.RepositoryError, match="already exists"):
+        r.resolve_version(tmp_path, "4")
+    with pytest.raises(r.RepositoryError, match="invalid --version 'x'"):
+        r.resolve_version(tmp_path, "x")
+
+
+def test_staging_dir_is_hidden_and_removed_on_error(tmp_path):
+    seen: list[Path] = []
+    with pytest.raises(RuntimeError), r.staging_dir(tmp_path / "m") as staged:
+        seen.append(staged)
+        assert staged.name.startswith(".")
+        assert r.parse_version(staged.name) is None
+        (staged / "saved_model.pb").write_bytes(b"partial")
+        raise RuntimeError("killed mid-export")
+    assert not seen[0].exists()
+    assert r.list_versions(tmp_path / "m") == []
+
+
+def test_publish_renames_into_place_and_never_overwrites(tmp_path):
+    model_dir = tmp_path / "m"
+    with r.staging_dir(model_dir) as staged:
+        (staged / "saved_model.pb").write_bytes(b"x")
+        target = r.publish(staged, model_dir, 1)
+    assert (target / "saved_model.pb").read_bytes() == b"x"
+    assert [p.name for p in model_dir.iterdir()] == ["1"]
+    with r.staging_dir(model_dir) as staged, pytest.raises(r.RepositoryError, match="appeared"):
+        r.publish(staged, model_dir, 1)
+
+
+def test_prune_keeps_newest(tmp_path):
+    for v in (1, 2, 3, 5):
+        (tmp_path / str(v)).mkdir()
+    assert r.prune(tmp_path, 2) == [1, 2]
+    assert r.list_versions(tmp_path) == [3, 5]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["3", "5"]
+    with pytest.raises(r.RepositoryError):
+        r.prune(tmp_path, 0)
+
+
+def test_clean_stale_staging_removes_only_hidden_staging(tmp_path):
+    (tmp_path / ".tmp-export-dead").mkdir()
+    (tmp_path / "1").mkdir()
+    assert r.clean_stale_staging(tmp_path) == [".tmp-export-dead"]
+    assert [p.name for p in tmp_path.iterdir()] == ["1"]
