@@ -1,0 +1,95 @@
+"""The server's one error hierarchy and its mapping to HTTP and gRPC status codes (the only place it lives).
+
+Codes are TensorFlow/gRPC canonical code names; the gRPC layer turns a name into `grpc.StatusCode[name]`, the REST
+layer answers `{"error": message}` with `http_status`. The HTTP mapping is TF Serving's (`ToHTTPStatusCode`).
+"""
+
+from __future__ import annotations
+
+HTTP_STATUS = {
+    "OK": 200,
+    "CANCELLED": 499,
+    "UNKNOWN": 500,
+    "INVALID_ARGUMENT": 400,
+    "DEADLINE_EXCEEDED": 504,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "PERMISSION_DENIED": 403,
+    "RESOURCE_EXHAUSTED": 429,
+    "FAILED_PRECONDITION": 400,
+    "ABORTED": 409,
+    "OUT_OF_RANGE": 400,
+    "UNIMPLEMENTED": 501,
+    "INTERNAL": 500,
+    "UNAVAILABLE": 503,
+    "DATA_LOSS": 500,
+    "UNAUTHENTICATED": 401,
+}
+
+# tensorflow.error.Code numbers, used in StatusProto (model status) and the REST status JSON.
+ERROR_CODE_NUMBER = {
+    "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5,
+    "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8, "FAILED_PRECONDITION": 9, "ABORTED": 10,
+    "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12, "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15,
+    "UNAUTHENTICATED": 16,
+}
+
+
+class ServingError(Exception):
+    """Base of every error a request can end with; `code` is a canonical code name."""
+
+    code = "UNKNOWN"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def http_status(self) -> int:
+        """The HTTP status TF Serving's REST API answers with for this code."""
+        return HTTP_STATUS[self.code]
+
+
+class InvalidArgument(ServingError):
+    code = "INVALID_ARGUMENT"
+
+
+class NotFound(ServingError):
+    code = "NOT_FOUND"
+
+
+class FailedPrecondition(ServingError):
+    code = "FAILED_PRECONDITION"
+
+
+class ResourceExhausted(ServingError):
+    code = "RESOURCE_EXHAUSTED"
+
+
+class Unavailable(ServingError):
+    code = "UNAVAILABLE"
+
+
+class DeadlineExceeded(ServingError):
+    code = "DEADLINE_EXCEEDED"
+
+
+class Unimplemented(ServingError):
+    code = "UNIMPLEMENTED"
+
+
+class AlreadyExists(ServingError):
+    code = "ALREADY_EXISTS"
+
+
+class Internal(ServingError):
+    code = "INTERNAL"
+
+
+def as_serving_error(exc: BaseException) -> ServingError:
+    """Wrap an unexpected exception as INTERNAL, keeping ServingErrors as they are."""
+    if isinstance(exc, ServingError):
+        return exc
+    err = Internal(f"{type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err

@@ -1,0 +1,205 @@
+"""gRPC transport: PredictionService and ModelService from tensorflow-serving-api, translating protos ↔ core."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from concurrent import futures
+
+import grpc
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    inference_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+
+from serving import tensor_codec
+from serving.errors import ERROR_CODE_NUMBER, InvalidArgument, ServingError, as_serving_error
+from serving.inference import InferenceCore, ModelRef, Result, examples_from_input
+from serving.servable import DEFAULT_SIGNATURE
+
+logger = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 2**31 - 1  # TF Serving accepts messages up to 2 GiB
+
+
+def _ref(spec) -> ModelRef:
+    if not spec.name:
+        raise InvalidArgument("Missing ModelSpec name")
+    choice = spec.WhichOneof("version_choice")
+    return ModelRef(
+        name=spec.name,
+        version=spec.version.value if choice == "version" else None,
+        label=spec.version_label if choice == "version_label" else None,
+        signature_name=spec.signature_name,
+    )
+
+
+def _echo_spec(target, result: Result) -> None:
+    target.name = result.servable.name
+    target.version.value = result.servable.version
+    target.signature_name = result.signature.name or DEFAULT_SIGNATURE
+
+
+def _rpc(method):
+    """Run a servicer method, turning ServingErrors into the matching gRPC status."""
+
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        try:
+            return method(self, request, context)
+        except Exception as e:  # every failure leaves as a gRPC status
+            err = as_serving_error(e)
+            if err.code == "INTERNAL":
+                logger.exception("internal error in %s", method.__name__)
+            context.abort(grpc.StatusCode[err.code], err.message)
+
+    return wrapper
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """Predict, Classify, Regress, MultiInference, GetModelMetadata."""
+
+    def __init__(self, core: InferenceCore):
+        self.core = core
+
+    @_rpc
+    def Predict(self, request, context):
+        inputs = {k: tensor_codec.to_numpy(v, k) for k, v in request.inputs.items()}
+        result = self.core.predict(_ref(request.model_spec), inputs, tuple(request.output_filter))
+        response = predict_pb2.PredictResponse()
+        _echo_spec(response.model_spec, result)
+        for alias, arr in result.value.items():
+            response.outputs[alias].CopyFrom(tensor_codec.from_numpy(arr))
+        return response
+
+    @_rpc
+    def Classify(self, request, context):
+        result = self.core.classify(_ref(request.model_spec), examples_from_input(request.input))
+        response = classification_pb2.ClassificationResponse()
+        _echo_spec(response.model_spec, result)
+        _fill_classifications(response.result, result.value)
+        return response
+
+    @_rpc
+    def Regress(self, request, context):
+        result = self.core.regress(_ref(request.model_spec), examples_from_input(request.input))
+        response = regression_pb2.RegressionResponse()
+        _echo_spec(response.model_spec, result)
+        response.result.regressions.extend(regression_pb2.Regression(value=v) for v in result.value)
+        return response
+
+    @_rpc
+    def MultiInference(self, request, context):
+        tasks = [(_ref(t.model_spec), t.method_name) for t in request.tasks]
+        results = self.core.multi_inference(tasks, examples_from_input(request.input))
+        response = inference_pb2.MultiInferenceResponse()
+        for (_, method), result in zip(tasks, results, strict=True):
+            out = response.results.add()
+            _echo_spec(out.model_spec, result)
+            if method.endswith("classify"):
+                _fill_classifications(out.classification_result, result.value)
+            else:
+                out.regression_result.regressions.extend(regression_pb2.Regression(value=v) for v in result.value)
+        return response
+
+    @_rpc
+    def GetModelMetadata(self, request, context):
+        fields = list(request.metadata_field)
+        if not fields:
+            raise InvalidArgument("GetModelMetadataRequest must specify at least one metadata_field")
+        for f in fields:
+            if f != "signature_def":
+                raise InvalidArgument(f"Metadata field {f} is not supported")
+        servable = self.core.metadata(_ref(request.model_spec))
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = servable.name
+        response.model_spec.version.value = servable.version
+        sig_map = get_model_metadata_pb2.SignatureDefMap()
+        for k, v in servable.signature_defs.items():
+            sig_map.signature_def[k].CopyFrom(v)
+        response.metadata["signature_def"].Pack(sig_map)
+        return response
+
+
+def _fill_classifications(target, rows) -> None:
+    for row in rows:
+        c = target.classifications.add()
+        c.classes.extend(classification_pb2.Class(label=label, score=score) for label, score in row)
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    """GetModelStatus and HandleReloadConfigRequest."""
+
+    def __init__(self, core: InferenceCore, reload_config):
+        self.core = core
+        self.reload_config = reload_config
+
+    @_rpc
+    def GetModelStatus(self, request, context):
+        statuses = self.core.status(_ref(request.model_spec))
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for s in statuses:
+            mvs = response.model_version_status.add()
+            mvs.version = s.version
+            mvs.state = get_model_status_pb2.ModelVersionStatus.State.Value(s.state)
+            mvs.status.error_code = ERROR_CODE_NUMBER[s.error_code]
+            mvs.status.error_message = s.error_message
+        return response
+
+    def HandleReloadConfigRequest(self, request, context):
+        response = model_management_pb2.ReloadConfigResponse()
+        try:
+            if request.config.WhichOneof("config") != "model_config_list":
+                raise InvalidArgument("ModelServerConfig type not supported: use model_config_list")
+            self.reload_config(request.config)
+        except Exception as e:  # reported in the response status and as the RPC status
+            err = e if isinstance(e, ServingError) else as_serving_error(e)
+            response.status.error_code = ERROR_CODE_NUMBER[err.code]
+            response.status.error_message = err.message
+            context.abort(grpc.StatusCode[err.code], err.message)
+        return response
+
+
+def build_grpc_server(core: InferenceCore, reload_config, port: int, max_workers: int,
+                      ssl_config=None, health: bool = True) -> grpc.Server:
+    """A started-ready (not yet started) gRPC server bound to `port` on all interfaces."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core, reload_config), server)
+    if health:
+        try:
+            from grpc_health.v1 import health as grpc_health
+            from grpc_health.v1 import health_pb2_grpc
+
+            servicer = grpc_health.HealthServicer()
+            health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+            server.health_servicer = servicer
+        except ImportError:
+            logger.info("grpcio-health-checking not installed: no gRPC health service")
+    address = f"0.0.0.0:{port}"
+    if ssl_config is not None:
+        creds = grpc.ssl_server_credentials(
+            [(ssl_config.server_key.encode(), ssl_config.server_cert.encode())],
+            root_certificates=ssl_config.custom_ca.encode() or None,
+            require_client_auth=ssl_config.client_verify,
+        )
+        bound = server.add_secure_port(address, creds)
+    else:
+        bound = server.add_insecure_port(address)
+    if bound == 0:
+        raise OSError(f"cannot bind gRPC port {port}")
+    return server

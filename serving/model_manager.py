@@ -1,0 +1,245 @@
+"""Model lifecycle as TF Serving runs it: versions from the file system, version policies, labels, load retries,
+warmup, and availability-preserving swaps (a new version loads before the old one unloads)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tensorflow_serving.config import model_server_config_pb2
+
+from export.repository import list_versions
+from serving.errors import FailedPrecondition, InvalidArgument, NotFound, as_serving_error
+
+logger = logging.getLogger(__name__)
+
+START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    """A snapshot of one version's state for status APIs."""
+
+    version: int
+    state: str
+    error_code: str = "OK"
+    error_message: str = ""
+
+
+@dataclass(frozen=True)
+class ManagerOptions:
+    """Load behaviour (from the server flags)."""
+
+    max_num_load_retries: int = 5
+    load_retry_interval_s: float = 60.0
+    allow_version_labels_for_unavailable_models: bool = False
+
+
+@dataclass
+class _Version:
+    version: int
+    state: str = START
+    error_code: str = "OK"
+    error_message: str = ""
+    servable: object | None = None
+
+
+@dataclass
+class _Model:
+    config: model_server_config_pb2.ModelConfig
+    versions: dict[int, _Version] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
+
+
+Loader = Callable[[str, int, Path], object]
+
+
+class ModelManager:
+    """Holds every configured model's versions; `reconcile()` brings them in line with disk and config."""
+
+    def __init__(self, loader: Loader, options: ManagerOptions = ManagerOptions(), on_event=None):
+        self._loader = loader
+        self._options = options
+        self._models: dict[str, _Model] = {}
+        self._lock = threading.RLock()  # guards _models
+        self._reconcile_lock = threading.Lock()  # one reconcile/config change at a time
+        self._on_event = on_event or (lambda *a, **k: None)
+
+    # ---- configuration -------------------------------------------------------------------------------------
+    def apply_config(self, config: model_server_config_pb2.ModelServerConfig) -> None:
+        """Replace the set of models with `config`, load/unload to match, then apply version labels."""
+        with self._reconcile_lock:
+            wanted = {m.name: m for m in config.model_config_list.config}
+            with self._lock:
+                for name in list(self._models):
+                    if name not in wanted:
+                        self._unload_all(name)
+                        del self._models[name]
+                for name, mc in wanted.items():
+                    if name in self._models:
+                        self._models[name].config = mc
+                    else:
+                        self._models[name] = _Model(config=mc)
+            for name in wanted:
+                self._reconcile_model(name)
+            self._apply_labels(wanted)
+
+    def _apply_labels(self, wanted: dict[str, model_server_config_pb2.ModelConfig]) -> None:
+        problems = []
+        with self._lock:
+            for name, mc in wanted.items():
+                model = self._models[name]
+                labels = {}
+                for label, version in mc.version_labels.items():
+                    v = model.versions.get(version)
+                    allowed = self._options.allow_version_labels_for_unavailable_models
+                    if (v is None or v.state != AVAILABLE) and not allowed:
+                        problems.append(f"Request to assign label to version {version} of model {name}, which is "
+                                        f"not currently available for inference")
+                        if label in model.labels:
+                            labels[label] = model.labels[label]
+                        continue
+                    labels[label] = version
+                model.labels = labels
+        if problems:
+            raise FailedPrecondition("; ".join(problems))
+
+    def reconcile(self) -> None:
+        """One pass over every model: load aspired versions, unload the ones no longer aspired."""
+        with self._reconcile_lock:
+            with self._lock:
+                names = list(self._models)
+            for name in names:
+                self._reconcile_model(name)
+
+    # ---- lifecycle ---------------------------------------------------------------------------------------
+    def _aspired(self, mc: model_server_config_pb2.ModelConfig, on_disk: list[int]) -> list[int]:
+        policy = mc.model_version_policy.WhichOneof("policy_choice")
+        if policy == "all":
+            return on_disk
+        if policy == "specific":
+            return sorted(v for v in set(mc.model_version_policy.specific.versions) if v in on_disk)
+        n = mc.model_version_policy.latest.num_versions if policy == "latest" else 1
+        return on_disk[-max(n, 1):] if on_disk else []
+
+    def _reconcile_model(self, name: str) -> None:
+        with self._lock:
+            model = self._models.get(name)
+            if model is None:
+                return
+            mc = model.config
+        base = Path(mc.base_path)
+        on_disk = list_versions(base)
+        if not base.is_dir():
+            logger.error("model %s: base path %s does not exist", name, base)
+        elif not on_disk:
+            logger.warning("model %s: no integer version directories under %s", name, base)
+        aspired = self._aspired(mc, on_disk)
+        for version in aspired:
+            with self._lock:
+                entry = model.versions.get(version)
+                if entry is not None and entry.state in (AVAILABLE, LOADING):
+                    continue
+                if entry is not None and entry.state == END and entry.error_code != "OK":
+                    continue  # failed for good; not retried until the server restarts
+                entry = _Version(version, state=START)
+                model.versions[version] = entry
+            self._load(name, entry, base / str(version))
+        with self._lock:
+            serving = [v for v, e in model.versions.items() if e.state == AVAILABLE]
+            if not any(v in aspired for v in serving):
+                if serving:
+                    logger.warning("model %s: no aspired version is available; keeping version(s) %s", name, serving)
+                return
+            for v in serving:
+                if v not in aspired:
+                    self._unload(name, model.versions[v])
+
+    def _load(self, name: str, entry: _Version, path: Path) -> None:
+        attempts = 1 + max(self._options.max_num_load_retries, 0)
+        entry.state = LOADING
+        started = time.monotonic()
+        for attempt in range(1, attempts + 1):
+            try:
+                servable = self._loader(name, entry.version, path)
+            except Exception as e:  # any load/warmup failure is reported in the version status
+                err = as_serving_error(e)
+                logger.error("model %s version %d: load attempt %d/%d failed: %s", name, entry.version,
+                             attempt, attempts, err.message)
+                if attempt < attempts:
+                    time.sleep(self._options.load_retry_interval_s)
+                    continue
+                with self._lock:
+                    entry.state, entry.error_code = END, err.code
+                    entry.error_message = f"Loading servable: {{name: {name} version: {entry.version}}} failed: " \
+                                          f"{err.message}"
+                self._on_event("load", name, ok=False, seconds=time.monotonic() - started)
+                return
+            with self._lock:
+                entry.servable, entry.state, entry.error_code, entry.error_message = servable, AVAILABLE, "OK", ""
+            logger.info("model %s version %d is AVAILABLE (%.2fs)", name, entry.version, time.monotonic() - started)
+            self._on_event("load", name, ok=True, seconds=time.monotonic() - started)
+            return
+
+    def _unload(self, name: str, entry: _Version) -> None:
+        entry.state = UNLOADING
+        entry.servable = None  # requests holding a reference finish; memory goes with the last one
+        entry.state = END
+        logger.info("model %s version %d unloaded", name, entry.version)
+        self._on_event("unload", name, ok=True, seconds=0.0)
+
+    def _unload_all(self, name: str) -> None:
+        for entry in self._models[name].versions.values():
+            if entry.state == AVAILABLE:
+                self._unload(name, entry)
+
+    # ---- lookups -----------------------------------------------------------------------------------------
+    def servable(self, name: str, version: int | None = None, label: str | None = None):
+        """The AVAILABLE servable a request refers to (latest when neither version nor label is given)."""
+        with self._lock:
+            model = self._models.get(name)
+            if label is not None:
+                if model is None or label not in model.labels:
+                    raise InvalidArgument(f"Unrecognized servable version label: {label}")
+                version = model.labels[label]
+            if version is None:
+                available = [v for v, e in model.versions.items() if e.state == AVAILABLE] if model else []
+                if not available:
+                    raise NotFound(f"Servable not found for request: Latest({name})")
+                return model.versions[max(available)].servable
+            entry = model.versions.get(version) if model else None
+            if entry is None or entry.state != AVAILABLE:
+                raise NotFound(f"Servable not found for request: Specific({name}, {version})")
+            return entry.servable
+
+    def status(self, name: str, version: int | None = None, label: str | None = None) -> list[VersionStatus]:
+        """Version status snapshots (newest first)."""
+        with self._lock:
+            model = self._models.get(name)
+            if model is None or not model.versions:
+                raise NotFound(f"Could not find any versions of model {name}")
+            if label is not None:
+                if label not in model.labels:
+                    raise InvalidArgument(f"Unrecognized servable version label: {label}")
+                version = model.labels[label]
+            entries = sorted(model.versions.values(), key=lambda e: -e.version)
+            if version is not None:
+                entries = [e for e in entries if e.version == version]
+                if not entries:
+                    raise NotFound(f"Could not find version {version} of model {name}")
+            return [VersionStatus(e.version, e.state, e.error_code, e.error_message) for e in entries]
+
+    def model_names(self) -> list[str]:
+        """Configured model names."""
+        with self._lock:
+            return sorted(self._models)
+
+    def labels(self, name: str) -> dict[str, int]:
+        """Current version labels of a model."""
+        with self._lock:
+            return dict(self._models[name].labels) if name in self._models else {}
+

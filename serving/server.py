@@ -1,0 +1,154 @@
+"""Assemble and run the model server: manager + core, polling thread, gRPC and REST transports, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+from serving import config_files
+from serving.flags import ServerOptions
+from serving.inference import InferenceCore, replay_warmup_record
+from serving.model_manager import ManagerOptions, ModelManager
+
+logger = logging.getLogger(__name__)
+
+
+def configure_tensorflow(options: ServerOptions) -> None:
+    """Thread pools must be set before TensorFlow runs anything."""
+    import tensorflow as tf
+
+    intra = options.tensorflow_intra_op_parallelism or options.tensorflow_session_parallelism
+    inter = options.tensorflow_inter_op_parallelism or options.tensorflow_session_parallelism
+    if intra:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+    if inter:
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+
+
+class ModelServer:
+    """The whole server; `run()` blocks until SIGTERM/SIGINT, then drains and returns."""
+
+    def __init__(self, options: ServerOptions):
+        self.options = options
+        self._stop = threading.Event()
+        self._config_text: str | None = None
+        if not options.model_config_file and not options.model_base_path:
+            raise ValueError("either --model_config_file or --model_base_path must be given")
+        self.manager = ModelManager(
+            loader=self._load_servable,
+            options=ManagerOptions(
+                max_num_load_retries=options.max_num_load_retries,
+                load_retry_interval_s=options.load_retry_interval_micros / 1e6,
+                allow_version_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models,
+            ),
+        )
+        self.core = InferenceCore(self.manager)
+        self.grpc_server = None
+        self.rest = None
+
+    def _load_servable(self, name: str, version: int, path: Path):
+        from serving.servable import Servable
+
+        servable = Servable(name, version, path, tuple(self.options.saved_model_tags.split(",")))
+        if self.options.enable_model_warmup:
+            servable.warmup(lambda s, log: replay_warmup_record(self.core, s, log))
+        return servable
+
+    def current_config(self):
+        """The ModelServerConfig from --model_config_file or --model_name/--model_base_path."""
+        if self.options.model_config_file:
+            return config_files.load_model_server_config(self.options.model_config_file)
+        return config_files.single_model_config(self.options.model_name, self.options.model_base_path)
+
+    def reload_config(self, config) -> None:
+        """HandleReloadConfigRequest: the new config replaces the old one."""
+        config_files.validate_model_config_list(config)
+        self.manager.apply_config(config)
+
+    def _poll_loop(self) -> None:
+        fs_every = self.options.file_system_poll_wait_seconds
+        cfg_every = self.options.model_config_file_poll_wait_seconds if self.options.model_config_file else 0
+        next_fs = time.monotonic() + fs_every
+        next_cfg = time.monotonic() + cfg_every
+        while not self._stop.wait(0.1):
+            now = time.monotonic()
+            try:
+                if cfg_every > 0 and now >= next_cfg:
+                    next_cfg = now + cfg_every
+                    text = Path(self.options.model_config_file).read_text()
+                    if text != self._config_text:
+                        logger.info("model config file changed; applying it")
+                        self._config_text = text
+                        self.manager.apply_config(self.current_config())
+                if fs_every > 0 and now >= next_fs:
+                    self.manager.reconcile()
+                    next_fs = time.monotonic() + fs_every
+            except Exception:  # a bad config or disk hiccup must not stop serving
+                logger.exception("poll failed; keeping the models already served")
+
+    def start(self) -> None:
+        """Load the initial models, then open the ports."""
+        from serving.grpc_server import build_grpc_server
+
+        configure_tensorflow(self.options)
+        if self.options.model_config_file:
+            self._config_text = Path(self.options.model_config_file).read_text()
+        for path in (self.options.batching_parameters_file, self.options.monitoring_config_file):
+            if path:
+                logger.info("config file %s given (batching/monitoring: parsed, not applied yet)", path)
+        if self.options.batching_parameters_file:
+            config_files.load_batching_parameters(self.options.batching_parameters_file)
+        if self.options.monitoring_config_file:
+            config_files.load_monitoring_config(self.options.monitoring_config_file)
+        ssl = config_files.load_ssl_config(self.options.ssl_config_file) if self.options.ssl_config_file else None
+        try:
+            self.manager.apply_config(self.current_config())
+        except Exception as e:  # labels on failed versions: log, keep serving what loaded
+            logger.error("initial model config: %s", e)
+        threading.Thread(target=self._poll_loop, name="poll", daemon=True).start()
+        cores = os.cpu_count() or 1
+        if self.options.port:
+            workers = self.options.grpc_max_threads or max(8, 4 * cores)
+            self.grpc_server = build_grpc_server(self.core, self.reload_config, self.options.port, workers, ssl)
+            self.grpc_server.start()
+            logger.info("Running gRPC ModelServer at 0.0.0.0:%d ...", self.options.port)
+
+    async def _serve_rest(self) -> None:
+        from aiohttp import web
+
+        from serving.rest_server import RestApi
+
+        loop = asyncio.get_running_loop()
+        stopped = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopped.set)
+        runner = None
+        if self.options.rest_api_port:
+            cores = os.cpu_count() or 1
+            self.rest = RestApi(self.core, self.options.rest_api_num_threads or 4 * cores,
+                                self.options.rest_api_timeout_in_ms, self.options.rest_api_enable_cors_support)
+            runner = web.AppRunner(self.rest.app(), access_log=None, handle_signals=False)
+            await runner.setup()
+            await web.TCPSite(runner, "0.0.0.0", self.options.rest_api_port, reuse_address=True).start()
+            logger.info("Exporting HTTP/REST API at:localhost:%d ...", self.options.rest_api_port)
+        await stopped.wait()
+        logger.info("shutting down: finishing in-flight requests")
+        if runner is not None:
+            await runner.shutdown()
+            await runner.cleanup()
+
+    def run(self) -> None:
+        """Start, serve until a signal, drain in-flight requests, stop."""
+        self.start()
+        asyncio.run(self._serve_rest())
+        self._stop.set()
+        if self.grpc_server is not None:
+            self.grpc_server.stop(grace=10).wait()
+        if self.rest is not None:
+            self.rest.close()
+        logger.info("server stopped")

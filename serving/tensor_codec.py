@@ -1,0 +1,100 @@
+"""TensorProto ↔ numpy, one copy where possible (numeric payloads go through `tensor_content` bytes)."""
+
+from __future__ import annotations
+
+import numpy as np
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+from serving.errors import InvalidArgument
+
+_NUMPY_FOR_DTYPE = {
+    types_pb2.DT_FLOAT: np.dtype(np.float32),
+    types_pb2.DT_DOUBLE: np.dtype(np.float64),
+    types_pb2.DT_INT32: np.dtype(np.int32),
+    types_pb2.DT_UINT8: np.dtype(np.uint8),
+    types_pb2.DT_INT16: np.dtype(np.int16),
+    types_pb2.DT_INT8: np.dtype(np.int8),
+    types_pb2.DT_INT64: np.dtype(np.int64),
+    types_pb2.DT_BOOL: np.dtype(np.bool_),
+    types_pb2.DT_UINT16: np.dtype(np.uint16),
+    types_pb2.DT_HALF: np.dtype(np.float16),
+    types_pb2.DT_UINT32: np.dtype(np.uint32),
+    types_pb2.DT_UINT64: np.dtype(np.uint64),
+    types_pb2.DT_STRING: np.dtype(object),
+}
+_DTYPE_FOR_NUMPY = {v: k for k, v in _NUMPY_FOR_DTYPE.items() if k != types_pb2.DT_STRING}
+
+# Which repeated field holds the values of each dtype when tensor_content is empty.
+_VAL_FIELD = {
+    types_pb2.DT_FLOAT: "float_val", types_pb2.DT_DOUBLE: "double_val", types_pb2.DT_INT32: "int_val",
+    types_pb2.DT_UINT8: "int_val", types_pb2.DT_INT16: "int_val", types_pb2.DT_INT8: "int_val",
+    types_pb2.DT_UINT16: "int_val", types_pb2.DT_INT64: "int64_val", types_pb2.DT_BOOL: "bool_val",
+    types_pb2.DT_HALF: "half_val", types_pb2.DT_UINT32: "uint32_val", types_pb2.DT_UINT64: "uint64_val",
+    types_pb2.DT_STRING: "string_val",
+}
+
+
+def dtype_name(dtype: int) -> str:
+    """`DT_FLOAT` etc. for messages."""
+    return types_pb2.DataType.Name(dtype)
+
+
+def numpy_dtype(dtype: int) -> np.dtype:
+    """The numpy dtype of a TF DataType, or INVALID_ARGUMENT when it is not supported."""
+    try:
+        return _NUMPY_FOR_DTYPE[dtype]
+    except KeyError:
+        raise InvalidArgument(f"unsupported tensor dtype {types_pb2.DataType.Name(dtype)}") from None
+
+
+def to_numpy(proto: tensor_pb2.TensorProto, name: str = "") -> np.ndarray:
+    """Decode a TensorProto (tensor_content or typed values; a single value is broadcast as TF does)."""
+    dtype = numpy_dtype(proto.dtype)
+    if proto.tensor_shape.unknown_rank:
+        raise InvalidArgument(f"input {name!r}: tensor shape has unknown rank")
+    shape = tuple(d.size for d in proto.tensor_shape.dim)
+    if any(s < 0 for s in shape):
+        raise InvalidArgument(f"input {name!r}: negative dimension in shape {list(shape)}")
+    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if proto.tensor_content and proto.dtype != types_pb2.DT_STRING:
+        if len(proto.tensor_content) != count * dtype.itemsize:
+            raise InvalidArgument(
+                f"input {name!r}: tensor_content has {len(proto.tensor_content)} bytes, shape {list(shape)} of "
+                f"{dtype_name(proto.dtype)} needs {count * dtype.itemsize}"
+            )
+        return np.frombuffer(proto.tensor_content, dtype=dtype).reshape(shape)
+    values = getattr(proto, _VAL_FIELD[proto.dtype])
+    if proto.dtype == types_pb2.DT_STRING:
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = list(values)
+    elif proto.dtype == types_pb2.DT_HALF:
+        arr = np.asarray(values, dtype=np.uint16).view(np.float16)
+    else:
+        arr = np.asarray(values, dtype=dtype)
+    if len(arr) == count:
+        return arr.reshape(shape)
+    if len(arr) == 1:
+        return np.full(shape, arr[0], dtype=dtype)
+    if len(arr) == 0:
+        return np.zeros(shape, dtype=dtype) if proto.dtype != types_pb2.DT_STRING else np.full(shape, b"", object)
+    raise InvalidArgument(f"input {name!r}: {len(arr)} values do not fill shape {list(shape)}")
+
+
+def from_numpy(array: np.ndarray) -> tensor_pb2.TensorProto:
+    """Encode a numpy array (numeric via tensor_content; strings as string_val)."""
+    array = np.asarray(array)
+    proto = tensor_pb2.TensorProto(
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in array.shape]
+        )
+    )
+    if array.dtype == object or array.dtype.kind in ("S", "U"):
+        proto.dtype = types_pb2.DT_STRING
+        proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode() for v in array.reshape(-1))
+        return proto
+    try:
+        proto.dtype = _DTYPE_FOR_NUMPY[array.dtype]
+    except KeyError:
+        raise InvalidArgument(f"cannot encode numpy dtype {array.dtype}") from None
+    proto.tensor_content = np.ascontiguousarray(array).tobytes()
+    return proto
