@@ -132,7 +132,7 @@ class ModelServer:
             cores = os.cpu_count() or 1
             self.rest = RestApi(self.core, self.options.rest_api_num_threads or 4 * cores,
                                 self.options.rest_api_timeout_in_ms, self.options.rest_api_enable_cors_support)
-            runner = web.AppRunner(self.rest.app(), access_log=None, handle_signals=False)
+            runner = web.AppRunner(self.rest.app(), access_log=None, handle_signals=False, auto_decompress=False)
             await runner.setup()
             await web.TCPSite(runner, "0.0.0.0", self.options.rest_api_port, reuse_address=True).start()
             logger.info("Exporting HTTP/REST API at:localhost:%d ...", self.options.rest_api_port)

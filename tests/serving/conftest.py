@@ -1,0 +1,223 @@
+"""Server fixtures: TF Serving's classic half_plus_two model built here, and server processes on free ports.
+
+Every end-to-end test runs against the local server and, when `tensorflow_model_server` is on PATH, against the
+real one too (otherwise that parameter is skipped with the reason).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+REAL_BINARY = shutil.which("tensorflow_model_server")
+SERVER_KINDS = ["local", "tensorflow_model_server"]
+
+
+def build_half_plus_two(path: Path, offset: float = 2.0, with_warmup: bool = False) -> Path:
+    """y = 0.5·x + offset with `serving_default`, `classify_x_to_y`, `regress_x_to_y`, plus two test signatures:
+    `two_inputs` (a, b → sum, product) and `echo_bytes` (data_bytes → out_bytes, length)."""
+    import tensorflow as tf
+
+    class HalfPlusTwo(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = tf.Variable(0.5)
+            self.b = tf.Variable(offset)
+
+        def _y(self, x):
+            return self.a * x + self.b
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+        def predict(self, x):
+            return {"y": self._y(x)}
+
+        def _x_from_examples(self, inputs):
+            feats = tf.io.parse_example(inputs, {"x": tf.io.FixedLenFeature([1], tf.float32)})
+            return feats["x"]
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def classify(self, inputs):
+            return {"scores": self._y(self._x_from_examples(inputs))}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def regress(self, inputs):
+            return {"outputs": self._y(self._x_from_examples(inputs))}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="a"),
+                                      tf.TensorSpec([None], tf.float32, name="b")])
+        def two(self, a, b):
+            return {"sum": a + b, "product": a * b}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="data_bytes")])
+        def echo(self, data_bytes):
+            return {"out_bytes": data_bytes, "length": tf.strings.length(data_bytes)}
+
+    m = HalfPlusTwo()
+    tf.saved_model.save(m, str(path), signatures={
+        "serving_default": m.predict.get_concrete_function(),
+        "classify_x_to_y": m.classify.get_concrete_function(),
+        "regress_x_to_y": m.regress.get_concrete_function(),
+        "two_inputs": m.two.get_concrete_function(),
+        "echo_bytes": m.echo.get_concrete_function(),
+    })
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    sm.ParseFromString((path / "saved_model.pb").read_bytes())
+    for mg in sm.meta_graphs:
+        mg.signature_def["classify_x_to_y"].method_name = "tensorflow/serving/classify"
+        mg.signature_def["regress_x_to_y"].method_name = "tensorflow/serving/regress"
+    (path / "saved_model.pb").write_bytes(sm.SerializeToString())
+    if with_warmup:
+        write_predict_warmup(path, "half_plus_two", {"x": [1.0, 2.0]})
+    return path
+
+
+def write_predict_warmup(path: Path, model: str, inputs: dict, signature: str = "serving_default") -> None:
+    """A warmup file with one Predict request."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    req = predict_pb2.PredictRequest()
+    req.model_spec.name, req.model_spec.signature_name = model, signature
+    for k, v in inputs.items():
+        req.inputs[k].CopyFrom(tf.make_tensor_proto(v, dtype=tf.float32))
+    (path / "assets.extra").mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path / "assets.extra" / "tf_serving_warmup_requests")) as w:
+        w.write(prediction_log_pb2.PredictionLog(predict_log={"request": req}).SerializeToString())
+
+
+@pytest.fixture(scope="session")
+def half_plus_two_source(tmp_path_factory) -> Path:
+    """One built copy of half_plus_two (versions are copied from it, which is much faster than rebuilding)."""
+    return build_half_plus_two(tmp_path_factory.mktemp("h2t") / "1", with_warmup=True)
+
+
+def install_version(source: Path, base: Path, version: int) -> Path:
+    """Copy a SavedModel into `base/<version>` atomically (hidden copy, then rename)."""
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = base / f".incoming-{version}"
+    shutil.copytree(source, tmp)
+    target = base / str(version)
+    os.rename(tmp, target)
+    return target
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    """A running server (local or real) with its ports and log."""
+
+    kind: str
+    proc: subprocess.Popen
+    grpc_port: int
+    rest_port: int
+    log_path: Path
+    args: list[str] = field(default_factory=list)
+
+    @property
+    def rest(self) -> str:
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_available(self, model: str, timeout: float = 120, version: int | None = None) -> None:
+        """Block until `model` (or one version of it) is AVAILABLE over REST."""
+        deadline = time.monotonic() + timeout
+        url = f"{self.rest}/v1/models/{model}" + (f"/versions/{version}" if version else "")
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            try:
+                r = requests.get(url, timeout=2)
+                if r.ok and any(s["state"] == "AVAILABLE" for s in r.json()["model_version_status"]):
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{model} not AVAILABLE after {timeout}s:\n{self.log()[-3000:]}")
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_server(kind: str, args: list[str], log_dir: Path) -> ServerProcess:
+    """Start the local server (`python -m serving`) or the real binary with the same flags."""
+    if kind == "tensorflow_model_server" and not REAL_BINARY:
+        pytest.skip("tensorflow_model_server is not on PATH (the real binary cannot run on this machine)")
+    grpc_port, rest_port = free_port(), free_port()
+    cmd = [sys.executable, "-m", "serving"] if kind == "local" else [REAL_BINARY]
+    cmd += [f"--port={grpc_port}", f"--rest_api_port={rest_port}", *args]
+    log_path = log_dir / f"server-{grpc_port}.log"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+    return ServerProcess(kind, proc, grpc_port, rest_port, log_path, cmd)
+
+
+@pytest.fixture(params=SERVER_KINDS)
+def server_kind(request) -> str:
+    if request.param == "tensorflow_model_server" and not REAL_BINARY:
+        pytest.skip("tensorflow_model_server is not on PATH (the real binary cannot run on this machine)")
+    return request.param
+
+
+@pytest.fixture(scope="module", params=SERVER_KINDS)
+def h2t_server(request, tmp_path_factory, half_plus_two_source):
+    """A server with half_plus_two versions 1 and 2 (policy: all) and label stable=1, canary=2."""
+    if request.param == "tensorflow_model_server" and not REAL_BINARY:
+        pytest.skip("tensorflow_model_server is not on PATH (the real binary cannot run on this machine)")
+    root = tmp_path_factory.mktemp("h2t-repo")
+    base = root / "half_plus_two"
+    install_version(half_plus_two_source, base, 1)
+    install_version(half_plus_two_source, base, 2)
+    config = root / "models.config"
+    config.write_text(f"""
+model_config_list {{
+  config {{
+    name: "half_plus_two"
+    base_path: "{base}"
+    model_platform: "tensorflow"
+    model_version_policy {{ all {{}} }}
+    version_labels {{ key: "stable" value: 1 }}
+    version_labels {{ key: "canary" value: 2 }}
+  }}
+}}
+""")
+    server = start_server(request.param, [f"--model_config_file={config}", "--rest_api_enable_cors_support=true"],
+                          root)
+    try:
+        server.wait_available("half_plus_two")
+        server.wait_available("half_plus_two", version=1)
+        yield server
+    finally:
+        server.stop()
