@@ -92,10 +92,26 @@ class RestApi:
         self.timeout = timeout_ms / 1000 if timeout_ms > 0 else None
         self.cors = cors
         self.metrics_route = metrics_route  # (path, handler) or None
+        self.in_flight = 0
+
+    @web.middleware
+    async def _count_in_flight(self, request: web.Request, handler):
+        self.in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            self.in_flight -= 1
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until no request is being handled (or `timeout`); True when drained."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.in_flight and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        return self.in_flight == 0
 
     def app(self) -> web.Application:
         """Build the aiohttp application."""
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._count_in_flight])
         if self.metrics_route:
             app.router.add_get(self.metrics_route[0], self.metrics_route[1])
         app.router.add_route("*", "/v1/{tail:.*}", self.handle)

@@ -16,6 +16,7 @@ from serving.inference import InferenceCore, replay_warmup_record
 from serving.model_manager import ManagerOptions, ModelManager
 
 logger = logging.getLogger(__name__)
+SHUTDOWN_GRACE_S = 25
 
 
 def configure_tensorflow(options: ServerOptions) -> None:
@@ -137,9 +138,14 @@ class ModelServer:
             await web.TCPSite(runner, "0.0.0.0", self.options.rest_api_port, reuse_address=True).start()
             logger.info("Exporting HTTP/REST API at:localhost:%d ...", self.options.rest_api_port)
         await stopped.wait()
-        logger.info("shutting down: finishing in-flight requests")
+        logger.info("shutting down: no new connections, finishing in-flight requests")
         if runner is not None:
-            await runner.shutdown()
+            for site in runner.sites:
+                listener = getattr(site, "_server", None)  # stop accepting; open connections stay
+                if listener is not None:
+                    listener.close()
+            if not await self.rest.drain(SHUTDOWN_GRACE_S):
+                logger.warning("%d REST requests still running after %ds", self.rest.in_flight, SHUTDOWN_GRACE_S)
             await runner.cleanup()
 
     def run(self) -> None:
@@ -148,7 +154,7 @@ class ModelServer:
         asyncio.run(self._serve_rest())
         self._stop.set()
         if self.grpc_server is not None:
-            self.grpc_server.stop(grace=10).wait()
+            self.grpc_server.stop(grace=SHUTDOWN_GRACE_S).wait()
         if self.rest is not None:
             self.rest.close()
         logger.info("server stopped")

@@ -1,0 +1,198 @@
+"""Hot reload, broken versions, labels, config reload and graceful shutdown, against a running server."""
+
+import shutil
+import threading
+import time
+
+import grpc
+import pytest
+import requests
+from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+from tensorflow_serving.config import model_server_config_pb2
+
+from tests.serving.conftest import install_version, start_server, write_predict_warmup
+
+pytestmark = pytest.mark.e2e
+FAST_POLL = ["--file_system_poll_wait_seconds=1", "--max_num_load_retries=1", "--load_retry_interval_micros=100000"]
+
+
+def versions(server, model="half_plus_two"):
+    r = requests.get(f"{server.rest}/v1/models/{model}", timeout=10)
+    return {int(s["version"]): s for s in r.json()["model_version_status"]} if r.ok else {}
+
+
+def predict_version(server, model="half_plus_two"):
+    r = requests.post(f"{server.rest}/v1/models/{model}:predict", json={"inputs": [1.0]}, timeout=10)
+    r.raise_for_status()
+    return r.json()
+
+
+def wait_for(predicate, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(what)
+
+
+class Hammer:
+    """Sends predicts in a loop from a thread and records every failure."""
+
+    def __init__(self, server):
+        self.server, self.failures, self.count = server, [], 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                r = requests.post(f"{self.server.rest}/v1/models/half_plus_two:predict", json={"instances": [1.0]},
+                                  timeout=10)
+                if r.status_code != 200:
+                    self.failures.append(r.text)
+            except requests.RequestException as e:
+                self.failures.append(str(e))
+            self.count += 1
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture
+def repo(tmp_path, half_plus_two_source):
+    base = tmp_path / "half_plus_two"
+    install_version(half_plus_two_source, base, 1)
+    return base
+
+
+def test_hot_reload_new_version_replaces_old_without_failures(server_kind, repo, tmp_path, half_plus_two_source):
+    server = start_server(server_kind, ["--model_name=half_plus_two", f"--model_base_path={repo}", *FAST_POLL],
+                          tmp_path)
+    try:
+        server.wait_available("half_plus_two")
+        with Hammer(server) as hammer:
+            install_version(half_plus_two_source, repo, 2)
+            wait_for(lambda: versions(server).get(1, {}).get("state") == "END", what="version 1 unloaded")
+            assert versions(server)[2]["state"] == "AVAILABLE"
+        assert hammer.count > 0 and hammer.failures == []
+    finally:
+        assert server.stop() == 0
+
+
+def test_broken_new_versions_never_replace_the_serving_one(server_kind, repo, tmp_path, half_plus_two_source):
+    server = start_server(server_kind, ["--model_name=half_plus_two", f"--model_base_path={repo}", *FAST_POLL],
+                          tmp_path)
+    try:
+        server.wait_available("half_plus_two")
+        # Version 2: corrupt saved_model.pb.
+        broken = tmp_path / "broken"
+        shutil.copytree(half_plus_two_source, broken)
+        (broken / "saved_model.pb").write_bytes(b"this is not a protobuf")
+        install_version(broken, repo, 2)
+        wait_for(lambda: versions(server).get(2, {}).get("state") == "END", what="version 2 failed")
+        status = versions(server)
+        assert status[2]["status"]["error_code"] != "OK" and status[2]["status"]["error_message"]
+        assert status[1]["state"] == "AVAILABLE"
+        # Version 3: a warmup request that fails (wrong input name).
+        bad_warmup = tmp_path / "bad-warmup"
+        shutil.copytree(half_plus_two_source, bad_warmup)
+        write_predict_warmup(bad_warmup, "half_plus_two", {"not_an_input": [1.0]})
+        install_version(bad_warmup, repo, 3)
+        wait_for(lambda: versions(server).get(3, {}).get("state") == "END", what="version 3 failed warmup")
+        assert versions(server)[1]["state"] == "AVAILABLE"
+        assert predict_version(server) == {"outputs": [2.5]}
+    finally:
+        server.stop()
+
+
+def _config(base, labels=None, versions_=(1, 2)):
+    config = model_server_config_pb2.ModelServerConfig()
+    m = config.model_config_list.config.add()
+    m.name, m.base_path, m.model_platform = "half_plus_two", str(base), "tensorflow"
+    m.model_version_policy.specific.versions.extend(versions_)
+    for k, v in (labels or {}).items():
+        m.version_labels[k] = v
+    return config
+
+
+def test_config_reload_by_rpc_and_labels(server_kind, repo, tmp_path, half_plus_two_source):
+    from google.protobuf import text_format
+
+    install_version(half_plus_two_source, repo, 2)
+    cfg = tmp_path / "models.config"
+    cfg.write_text(text_format.MessageToString(_config(repo, {"stable": 1}, versions_=(1,))))
+    server = start_server(server_kind, [f"--model_config_file={cfg}", *FAST_POLL], tmp_path)
+    try:
+        server.wait_available("half_plus_two")
+        assert set(versions(server)) == {1}
+        stub = model_service_pb2_grpc.ModelServiceStub(grpc.insecure_channel(server.grpc_target))
+        req = model_management_pb2.ReloadConfigRequest(config=_config(repo, {"stable": 1, "canary": 2}))
+        resp = stub.HandleReloadConfigRequest(req, timeout=60)
+        assert resp.status.error_code == 0
+        assert versions(server)[2]["state"] == "AVAILABLE"
+        r = requests.get(f"{server.rest}/v1/models/half_plus_two/labels/canary", timeout=10).json()
+        assert r["model_version_status"][0]["version"] == "2"
+        # A label may only point at an AVAILABLE version.
+        bad = model_management_pb2.ReloadConfigRequest(config=_config(repo, {"stable": 7}))
+        with pytest.raises(grpc.RpcError) as e:
+            stub.HandleReloadConfigRequest(bad, timeout=60)
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    finally:
+        server.stop()
+
+
+def test_config_file_poll_adds_a_model(server_kind, repo, tmp_path, half_plus_two_source):
+    from google.protobuf import text_format
+
+    cfg = tmp_path / "models.config"
+    cfg.write_text(text_format.MessageToString(_config(repo, versions_=(1,))))
+    server = start_server(server_kind, [f"--model_config_file={cfg}", "--model_config_file_poll_wait_seconds=1",
+                                        *FAST_POLL], tmp_path)
+    try:
+        server.wait_available("half_plus_two")
+        other = tmp_path / "other"
+        install_version(half_plus_two_source, other, 5)
+        config = _config(repo, versions_=(1,))
+        m = config.model_config_list.config.add()
+        m.name, m.base_path, m.model_platform = "other", str(other), "tensorflow"
+        cfg.write_text(text_format.MessageToString(config))
+        server.wait_available("other", timeout=60)
+        assert predict_version(server, "other") == {"outputs": [2.5]}
+    finally:
+        server.stop()
+
+
+def test_sigterm_finishes_in_flight_requests_and_exits_0(server_kind, repo, tmp_path):
+    server = start_server(server_kind, ["--model_name=half_plus_two", f"--model_base_path={repo}"], tmp_path)
+    server.wait_available("half_plus_two")
+    results = []
+
+    def slow_body():
+        yield b'{"inputs": [1.0, '
+        time.sleep(1.5)  # SIGTERM arrives while the body is still uploading
+        yield b"2.0]}"
+
+    def in_flight_request():
+        try:
+            r = requests.post(f"{server.rest}/v1/models/half_plus_two:predict", data=slow_body(), timeout=60)
+            results.append((r.status_code, r.json()))
+        except requests.RequestException as e:
+            results.append(str(e))
+
+    threads = [threading.Thread(target=in_flight_request) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    code = server.stop()
+    for t in threads:
+        t.join()
+    assert code == 0
+    assert results == [(200, {"outputs": [2.5, 3.0]})] * 3
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{server.rest}/v1/models/half_plus_two", timeout=5)
