@@ -31,7 +31,10 @@ def load_model_server_config(path: str | Path) -> model_server_config_pb2.ModelS
     config = parse_text_proto(path, model_server_config_pb2.ModelServerConfig())
     if config.WhichOneof("config") != "model_config_list":
         raise InvalidArgument(f"{str(path)!r}: only model_config_list is supported")
-    validate_model_config_list(config)
+    try:
+        validate_model_config_list(config)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"{str(path)!r}: {e.message}") from e
     return config
 
 

