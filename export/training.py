@@ -31,14 +31,18 @@ class TrainSettings:
 
 
 def input_pipeline(data: LabeledImages, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
-    """uint8 images → float32 0..255 (the model's input contract), cached, shuffled, batched, prefetched."""
-    ds = data.dataset().map(
+    """uint8 images cached, shuffled over the whole set, batched, cast to float32 0..255, prefetched.
+
+    The shuffle buffer holds every image (uint8, 150 MB for CIFAR-10): loaders return images grouped by class,
+    and a smaller buffer would fill batches with one or two classes and skew the batch-norm statistics.
+    """
+    ds = data.dataset().cache()
+    if shuffle:
+        ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(
         lambda img, label: (tf.cast(img, tf.float32), label), num_parallel_calls=tf.data.AUTOTUNE
     )
-    ds = ds.cache()
-    if shuffle:
-        ds = ds.shuffle(min(len(data), 10_000), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: TrainSettings) -> dict:

@@ -10,7 +10,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, input_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from export.cifar10_data import CLASS_NAMES
-from tests.serving.conftest import SERVER_KINDS, REAL_BINARY, start_server
+from tests.serving.conftest import REAL_BINARY, SERVER_KINDS, start_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
