@@ -165,6 +165,11 @@ class BaseClient:
         return [Prediction(img.name, tuple(top), self.model, version)
                 for img, top in zip(images, tops, strict=True)]
 
+    def raw_outputs(self, values: list[bytes] | np.ndarray, signature: str) -> tuple[dict[str, np.ndarray], int]:
+        """All outputs of a predict signature for encoded images (list) or float pixels (array), and the version."""
+        alias = self.model_info().only_input(signature)
+        return self.with_retries(lambda: self._predict(signature, alias, values))
+
     def predict_all(self, images: Sequence[PreparedImage], batch_size: int = 8, **kw) -> list[Prediction]:
         """`predict` in batches of `batch_size`, in order."""
         out: list[Prediction] = []

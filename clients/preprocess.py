@@ -50,14 +50,15 @@ def open_image(data: bytes, name: str = "<image>", max_pixels: int = DEFAULT_MAX
 
 
 class _bomb_guard:
-    """Let our own limit (with a clear message) decide instead of Pillow's global warning threshold."""
+    """Pillow's own check runs in `Image.open` (header only); ours runs right after, before any decoding, with
+    the caller's limit and a clear message, so Pillow's is switched off for the duration of the open."""
 
     def __init__(self, max_pixels: int):
         self.max_pixels = max_pixels
 
     def __enter__(self):
         self._saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = self.max_pixels
+        Image.MAX_IMAGE_PIXELS = None
 
     def __exit__(self, *exc):
         Image.MAX_IMAGE_PIXELS = self._saved

@@ -1,0 +1,114 @@
+"""Both clients, every mode, the command line's exit codes and the parity tool, against the local server."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from clients.grpc_client import GrpcClient
+from clients.preprocess import prepare
+from clients.rest_client import RestClient
+from tests.serving.conftest import ROOT, free_port, start_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def server(exported_cifar10, tmp_path_factory):
+    s = start_server("local", ["--model_name=cifar10", f"--model_base_path={exported_cifar10.parent}"],
+                     tmp_path_factory.mktemp("client-server"))
+    try:
+        s.wait_available("cifar10")
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(params=["grpc", "rest"])
+def client(request, server):
+    c = GrpcClient(server.grpc_target, "cifar10") if request.param == "grpc" else RestClient(server.rest, "cifar10")
+    yield c
+    c.close()
+
+
+def cli(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "clients", *args], capture_output=True, text=True, input=stdin,
+                          cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=120)
+
+
+def test_metadata_gives_input_size(client):
+    info = client.model_info()
+    assert info.version == 1 and info.input_size() == (32, 32)
+    assert {"serving_default", "predict_pixels", "classify"} <= set(info.signatures)
+
+
+@pytest.mark.parametrize("mode", ["bytes", "pixels", "classify"])
+def test_every_mode_matches_in_process_top1(client, mode, real_jpegs, exported_cifar10):
+    files = real_jpegs[:6]
+    prepared = [prepare(f.read_bytes(), f.name, (32, 32)) for f in files]
+    preds = client.predict_all(prepared, batch_size=4, mode=mode, top_k=3)
+    assert [p.image for p in preds] == [f.name for f in files]  # in order, across batches
+    ref = tf.saved_model.load(str(exported_cifar10)).signatures["serving_default"](
+        image_bytes=tf.constant([f.read_bytes() for f in files]))
+    expected = [[n.decode() for n in row[:3]] for row in ref["class_names"].numpy()]
+    assert [[t.label for t in p.top] for p in preds] == expected
+    np.testing.assert_allclose([[t.score for t in p.top] for p in preds], ref["scores"].numpy()[:, :3], atol=1e-5)
+
+
+def test_cli_table_json_directory_and_stdin(server, real_jpegs, cifar_test_dir):
+    out = cli("predict", "--server", server.grpc_target, "--model", "cifar10", "--top-k", "2",
+              str(real_jpegs[0]))
+    assert out.returncode == 0, out.stderr
+    assert real_jpegs[0].name in out.stdout and " %" in out.stdout
+    out = cli("predict", "--protocol", "rest", "--server", server.rest, "--model", "cifar10", "--json",
+              "--mode", "pixels", str(cifar_test_dir / "test" / "cat"))
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert out.returncode == 0 and len(lines) == len(list((cifar_test_dir / "test" / "cat").glob("*.jpg")))
+    assert all(len(line["top"]) == 5 for line in lines)
+    out = subprocess.run([sys.executable, "-m", "clients.rest_client", "--server", server.rest, "--model", "cifar10",
+                          "--json", "-"], input=real_jpegs[1].read_bytes(), capture_output=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0 and json.loads(out.stdout)["image"] == "<stdin>"
+
+
+def test_cli_exit_codes(server, real_jpegs, tmp_path):
+    img = str(real_jpegs[0])
+    unknown = cli("predict", "--server", server.grpc_target, "--model", "nope", img)
+    assert unknown.returncode == 3 and "Servable not found" in unknown.stderr
+    version = cli("predict", "--protocol", "rest", "--server", server.rest, "--model", "cifar10", "--version", "9",
+                  img)
+    assert version.returncode == 3 and "9" in version.stderr
+    down = cli("predict", "--server", f"127.0.0.1:{free_port()}", "--model", "cifar10", "--timeout", "2", img)
+    assert down.returncode == 4 and "UNAVAILABLE" in down.stderr
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    unreadable = cli("predict", "--server", server.grpc_target, "--model", "cifar10", str(bad))
+    assert unreadable.returncode == 2 and "bad.jpg" in unreadable.stderr
+    missing = cli("predict", "--server", server.grpc_target, "--model", "cifar10", str(tmp_path / "nope.jpg"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_wait_until_available_and_unavailable_server():
+    c = RestClient(f"http://127.0.0.1:{free_port()}", "cifar10", timeout=1, retries=1, backoff=0.01)
+    from clients.base import Unavailable
+
+    with pytest.raises(Unavailable):
+        c.status()
+    with pytest.raises(Unavailable, match="not AVAILABLE after 0.5s"):
+        c.wait_until_available(0.5)
+
+
+def test_parity_tool_on_real_images(server, exported_cifar10, real_jpegs):
+    out = subprocess.run([sys.executable, "-m", "clients.parity", "--server", server.grpc_target, "--model", "cifar10",
+                          "--saved-model", str(exported_cifar10), *map(str, real_jpegs[:8])],
+                         capture_output=True, text=True, cwd=ROOT, timeout=180)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    for path in ("bytes_path", "pixels_path"):
+        assert result[path]["images"] == 8
+        assert result[path]["top1_agreement"] == 1.0
+    assert result["bytes_path"]["max_abs_diff"] <= 1e-6
+    assert "top-1 agreement" in out.stdout
