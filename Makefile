@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 
 demo: venv
-	$(PY) -m export cifar10 --data $(DATA) --epochs 1
+	$(PY) -m clients.demo --data $(DATA)
 
 test: venv
 	$(PY) -m ruff check .
