@@ -112,3 +112,30 @@ def test_parity_tool_on_real_images(server, exported_cifar10, real_jpegs):
         assert result[path]["top1_agreement"] == 1.0
     assert result["bytes_path"]["max_abs_diff"] <= 1e-6
     assert "top-1 agreement" in out.stdout
+
+
+def test_bench_short_bounded_run_reports_every_column(server, exported_cifar10, real_jpegs, tmp_path):
+    csv_path = tmp_path / "bench.csv"
+    out = subprocess.run(
+        [sys.executable, "-m", "clients.bench", "--grpc", server.grpc_target, "--rest", server.rest,
+         "--saved-model", str(exported_cifar10), "--image", str(real_jpegs[0]), "--protocol", "rest",
+         "--mode", "bytes", "--concurrency", "1,2", "--warmup", "0.3", "--window", "0.5", "--max-windows", "3",
+         "--max-seconds", "60", "--csv", str(csv_path)],
+        capture_output=True, text=True, cwd=ROOT, timeout=240)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [s["concurrency"] for s in report["steps"]] == [1, 2]
+    for step in report["steps"]:
+        for key in ("throughput", "avg_us", "p50_us", "p90_us", "p95_us", "p99_us", "client_send_us",
+                    "client_recv_us", "p50_ratio", "throughput_ratio"):
+            assert step[key] > 0, key
+        assert step["errors"] == 0
+    assert report["baseline"]["batch32_throughput"] > 0
+    assert report["request_bytes"]["224x224"]["pixels_json"] > report["request_bytes"]["224x224"]["b64_jpeg_json"]
+    import csv
+
+    rows = list(csv.DictReader(csv_path.open()))
+    from clients.bench import PERF_ANALYZER_COLUMNS
+
+    assert list(rows[0]) == PERF_ANALYZER_COLUMNS and len(rows) == 2
+    assert "in-process baseline" in out.stdout
