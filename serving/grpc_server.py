@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from concurrent import futures
 
 import grpc
@@ -47,39 +48,54 @@ def _echo_spec(target, result: Result) -> None:
     target.signature_name = result.signature.name or DEFAULT_SIGNATURE
 
 
-def _rpc(method):
-    """Run a servicer method, turning ServingErrors into the matching gRPC status."""
+def _rpc(api: str | None = None):
+    """Run a servicer method, turning ServingErrors into the matching gRPC status; inference APIs are counted and
+    timed in the request metrics under `api`."""
 
-    @functools.wraps(method)
-    def wrapper(self, request, context):
-        try:
-            return method(self, request, context)
-        except Exception as e:  # every failure leaves as a gRPC status
-            err = as_serving_error(e)
-            if err.code == "INTERNAL":
-                logger.exception("internal error in %s", method.__name__)
-            context.abort(grpc.StatusCode[err.code], err.message)
+    def decorate(method):
+        @functools.wraps(method)
+        def wrapper(self, request, context):
+            try:
+                metrics = getattr(self, "metrics", None)
+                if api is None or metrics is None:
+                    return method(self, request, context)
+                spec = request.tasks[0].model_spec if api == "multi_inference" and request.tasks else request.model_spec
+                with metrics.request(spec.name, api, "GRPC"):
+                    return method(self, request, context)
+            except Exception as e:  # every failure leaves as a gRPC status
+                err = as_serving_error(e)
+                if err.code == "INTERNAL":
+                    logger.exception("internal error in %s", method.__name__)
+                context.abort(grpc.StatusCode[err.code], err.message)
 
-    return wrapper
+        return wrapper
+
+    return decorate
+
+
+def _deadline(context) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else time.perf_counter() + remaining
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """Predict, Classify, Regress, MultiInference, GetModelMetadata."""
 
-    def __init__(self, core: InferenceCore):
+    def __init__(self, core: InferenceCore, metrics=None):
         self.core = core
+        self.metrics = metrics
 
-    @_rpc
+    @_rpc("predict")
     def Predict(self, request, context):
         inputs = {k: tensor_codec.to_numpy(v, k) for k, v in request.inputs.items()}
-        result = self.core.predict(_ref(request.model_spec), inputs, tuple(request.output_filter))
+        result = self.core.predict(_ref(request.model_spec), inputs, tuple(request.output_filter), _deadline(context))
         response = predict_pb2.PredictResponse()
         _echo_spec(response.model_spec, result)
         for alias, arr in result.value.items():
             response.outputs[alias].CopyFrom(tensor_codec.from_numpy(arr))
         return response
 
-    @_rpc
+    @_rpc("classify")
     def Classify(self, request, context):
         result = self.core.classify(_ref(request.model_spec), examples_from_input(request.input))
         response = classification_pb2.ClassificationResponse()
@@ -87,7 +103,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         _fill_classifications(response.result, result.value)
         return response
 
-    @_rpc
+    @_rpc("regress")
     def Regress(self, request, context):
         result = self.core.regress(_ref(request.model_spec), examples_from_input(request.input))
         response = regression_pb2.RegressionResponse()
@@ -95,7 +111,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.result.regressions.extend(regression_pb2.Regression(value=v) for v in result.value)
         return response
 
-    @_rpc
+    @_rpc("multi_inference")
     def MultiInference(self, request, context):
         tasks = [(_ref(t.model_spec), t.method_name) for t in request.tasks]
         results = self.core.multi_inference(tasks, examples_from_input(request.input))
@@ -109,7 +125,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 out.regression_result.regressions.extend(regression_pb2.Regression(value=v) for v in result.value)
         return response
 
-    @_rpc
+    @_rpc()
     def GetModelMetadata(self, request, context):
         fields = list(request.metadata_field)
         if not fields:
@@ -141,7 +157,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self.core = core
         self.reload_config = reload_config
 
-    @_rpc
+    @_rpc()
     def GetModelStatus(self, request, context):
         statuses = self.core.status(_ref(request.model_spec))
         response = get_model_status_pb2.GetModelStatusResponse()
@@ -168,7 +184,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
 
 def build_grpc_server(core: InferenceCore, reload_config, port: int, max_workers: int,
-                      ssl_config=None, health: bool = True) -> grpc.Server:
+                      ssl_config=None, health: bool = True, metrics=None) -> grpc.Server:
     """A started-ready (not yet started) gRPC server bound to `port` on all interfaces."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
@@ -178,7 +194,7 @@ def build_grpc_server(core: InferenceCore, reload_config, port: int, max_workers
             ("grpc.so_reuseport", 0),
         ],
     )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core, metrics), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core, reload_config), server)
     if health:
         try:

@@ -5,6 +5,7 @@ The REST and gRPC layers turn their wire formats into these calls (numpy arrays,
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,10 +39,10 @@ class Result:
     value: object
 
 
-Runner = Callable[[Servable, Signature, dict[str, np.ndarray], tuple[str, ...]], dict[str, np.ndarray]]
+Runner = Callable[..., dict[str, np.ndarray]]
 
 
-def direct_runner(servable: Servable, signature: Signature, inputs, output_filter) -> dict[str, np.ndarray]:
+def direct_runner(servable: Servable, signature: Signature, inputs, output_filter, deadline=None):
     """Run the signature in the calling thread (no batching)."""
     return servable.run(signature, inputs, output_filter)
 
@@ -49,25 +50,38 @@ def direct_runner(servable: Servable, signature: Signature, inputs, output_filte
 class InferenceCore:
     """Resolves model references through the manager and runs signatures through `runner` (maybe batched)."""
 
-    def __init__(self, manager: ModelManager, runner: Runner = direct_runner):
+    def __init__(self, manager: ModelManager, runner: Runner = direct_runner, on_runtime=None):
         self.manager = manager
         self.runner = runner
+        self._on_runtime = on_runtime  # (model_name, api, seconds), for the runtime latency metric
+
+    def _run(self, servable: Servable, signature: Signature, inputs, output_filter, deadline, api: str):
+        if self.runner is not direct_runner:  # a batcher reports its own compute time (queueing excluded)
+            return self.runner(servable, signature, inputs, output_filter, deadline=deadline)
+        started = time.perf_counter()
+        try:
+            return self.runner(servable, signature, inputs, output_filter, deadline=deadline)
+        finally:
+            if self._on_runtime is not None:
+                self._on_runtime(servable.name, api, time.perf_counter() - started)
 
     def resolve(self, ref: ModelRef) -> Servable:
         """The AVAILABLE servable a request refers to."""
         return self.manager.servable(ref.name, ref.version, ref.label)
 
-    def predict(self, ref: ModelRef, inputs: dict[str, np.ndarray], output_filter: tuple[str, ...] = ()) -> Result:
-        """Run a predict signature."""
+    def predict(self, ref: ModelRef, inputs: dict[str, np.ndarray], output_filter: tuple[str, ...] = (),
+                deadline: float | None = None) -> Result:
+        """Run a predict signature (`deadline`: time.perf_counter() value, honoured while batched)."""
         servable = self.resolve(ref)
-        return self.predict_on(servable, ref.signature_name, inputs, output_filter)
+        return self.predict_on(servable, ref.signature_name, inputs, output_filter, deadline)
 
-    def predict_on(self, servable: Servable, signature_name: str, inputs, output_filter=()) -> Result:
+    def predict_on(self, servable: Servable, signature_name: str, inputs, output_filter=(), deadline=None) -> Result:
         """Predict on an already resolved servable (used by warmup too)."""
         signature = servable.signature(signature_name)
-        return Result(servable, signature, self.runner(servable, signature, inputs, tuple(output_filter)))
+        outputs = self._run(servable, signature, inputs, tuple(output_filter), deadline, "predict")
+        return Result(servable, signature, outputs)
 
-    def _run_examples(self, servable: Servable, signature_name: str, examples: list[bytes]) -> tuple:
+    def _run_examples(self, servable: Servable, signature_name: str, examples: list[bytes], api: str) -> tuple:
         signature = servable.signature(signature_name)
         if len(signature.inputs) != 1:
             raise InvalidArgument(f"Expected one input Tensor, signature {signature.name!r} has "
@@ -80,11 +94,11 @@ class InferenceCore:
             raise InvalidArgument("Input is empty: no examples given")
         batch = np.empty(len(examples), dtype=object)
         batch[:] = examples
-        return signature, self.runner(servable, signature, {alias: batch}, ())
+        return signature, self._run(servable, signature, {alias: batch}, (), None, api)
 
     def classify_on(self, servable: Servable, signature_name: str, examples: list[bytes]) -> Result:
         """Classify serialized examples: per example a list of (label, score)."""
-        signature, out = self._run_examples(servable, signature_name, examples)
+        signature, out = self._run_examples(servable, signature_name, examples, "classify")
         classes, scores = out.get("classes"), out.get("scores")
         if classes is None and scores is None:
             raise InvalidArgument(f"signature {signature.name!r} has neither 'classes' nor 'scores' outputs")
@@ -103,7 +117,7 @@ class InferenceCore:
 
     def regress_on(self, servable: Servable, signature_name: str, examples: list[bytes]) -> Result:
         """Regress serialized examples: one float per example."""
-        signature, out = self._run_examples(servable, signature_name, examples)
+        signature, out = self._run_examples(servable, signature_name, examples, "regress")
         if "outputs" not in out:
             raise InvalidArgument(f"signature {signature.name!r} has no 'outputs' output for Regress")
         values = np.asarray(out["outputs"]).reshape(len(examples), -1)

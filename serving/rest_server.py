@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import logging
 import re
+import time
 import zlib
 from concurrent import futures
 
@@ -58,7 +59,7 @@ def metadata_json(core: InferenceCore, ref: ModelRef) -> dict:
     }
 
 
-def post_json(core: InferenceCore, match: re.Match, body: bytes) -> dict:
+def post_json(core: InferenceCore, match: re.Match, body: bytes, deadline: float | None = None) -> dict:
     """`POST …:predict|classify|regress` from raw body to response object."""
     request = json_codec.loads(body)
     signature_name = request.get("signature_name", "")
@@ -72,7 +73,7 @@ def post_json(core: InferenceCore, match: re.Match, body: bytes) -> dict:
         signature = servable.signature(signature_name)
         specs = {a: s.np_dtype for a, s in signature.inputs.items()}
         inputs = json_codec.decode_inputs(fmt, payload, specs)
-        result = core.predict_on(servable, signature_name, inputs)
+        result = core.predict_on(servable, signature_name, inputs, (), deadline)
         return json_codec.encode_predict_response(fmt, result.value)
     examples, context = json_codec.decode_examples(request)
     prefix = context.SerializeToString() if context is not None else b""
@@ -86,8 +87,10 @@ def post_json(core: InferenceCore, match: re.Match, body: bytes) -> dict:
 class RestApi:
     """The aiohttp application; inference runs on a thread pool so the event loop keeps accepting."""
 
-    def __init__(self, core: InferenceCore, threads: int, timeout_ms: int, cors: bool, metrics_route=None):
+    def __init__(self, core: InferenceCore, threads: int, timeout_ms: int, cors: bool, metrics_route=None,
+                 metrics=None):
         self.core = core
+        self.metrics = metrics
         self.pool = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rest")
         self.timeout = timeout_ms / 1000 if timeout_ms > 0 else None
         self.cors = cors
@@ -137,8 +140,15 @@ class RestApi:
                 return self._respond(200, json_codec.dumps(obj))
             if request.method == "POST" and (m := _POST_RE.match(path)):
                 body = _decompress(await request.read(), request.headers.get("Content-Encoding", ""))
-                obj = await self._in_thread(lambda: json_codec.dumps(post_json(self.core, m, body)))
-                return self._respond(200, obj)
+                deadline = time.perf_counter() + self.timeout if self.timeout else None
+
+                def work() -> bytes:
+                    if self.metrics is None:
+                        return json_codec.dumps(post_json(self.core, m, body, deadline))
+                    with self.metrics.request(m.group(1), m.group(4).lower(), "REST"):
+                        return json_codec.dumps(post_json(self.core, m, body, deadline))
+
+                return self._respond(200, await self._in_thread(work))
             if request.method not in ("GET", "POST"):
                 return self._respond(405, json_codec.dumps({"error": f"Unsupported method {request.method}"}))
             raise InvalidArgument(f"Malformed request: {request.method} {path}")

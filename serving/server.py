@@ -17,6 +17,7 @@ from serving.model_manager import ManagerOptions, ModelManager
 
 logger = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 25
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def configure_tensorflow(options: ServerOptions) -> None:
@@ -48,17 +49,34 @@ class ModelServer:
                 allow_version_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models,
             ),
         )
-        self.core = InferenceCore(self.manager)
+        from serving.metrics import ServerMetrics
+
+        self.metrics = ServerMetrics()
+        self.batcher = None
+        self.core = InferenceCore(self.manager, on_runtime=self.metrics.runtime)
         self.grpc_server = None
         self.rest = None
+        self.metrics_path: str | None = None
 
     def _load_servable(self, name: str, version: int, path: Path):
         from serving.servable import Servable
 
-        servable = Servable(name, version, path, tuple(self.options.saved_model_tags.split(",")))
-        if self.options.enable_model_warmup:
-            servable.warmup(lambda s, log: replay_warmup_record(self.core, s, log))
-        return servable
+        started = time.perf_counter()
+        ok = False
+        try:
+            servable = Servable(name, version, path, tuple(self.options.saved_model_tags.split(",")))
+            if self.options.enable_model_warmup:
+                warm_started = time.perf_counter()
+                try:
+                    servable.warmup(lambda s, log: replay_warmup_record(self.core, s, log))
+                except Exception:
+                    self.metrics.warmup(str(path), False, time.perf_counter() - warm_started)
+                    raise
+                self.metrics.warmup(str(path), True, time.perf_counter() - warm_started)
+            ok = True
+            return servable
+        finally:
+            self.metrics.load(str(path), ok, time.perf_counter() - started)
 
     def current_config(self):
         """The ModelServerConfig from --model_config_file or --model_name/--model_base_path."""
@@ -99,13 +117,22 @@ class ModelServer:
         configure_tensorflow(self.options)
         if self.options.model_config_file:
             self._config_text = Path(self.options.model_config_file).read_text()
-        for path in (self.options.batching_parameters_file, self.options.monitoring_config_file):
-            if path:
-                logger.info("config file %s given (batching/monitoring: parsed, not applied yet)", path)
-        if self.options.batching_parameters_file:
-            config_files.load_batching_parameters(self.options.batching_parameters_file)
+        if self.options.enable_batching:
+            from serving.batching import BatchingOptions, BatchScheduler
+
+            params = (config_files.load_batching_parameters(self.options.batching_parameters_file)
+                      if self.options.batching_parameters_file else None)
+            opts = BatchingOptions.from_proto(params) if params is not None else BatchingOptions()
+            self.batcher = BatchScheduler(opts, on_queued=self.metrics.queued, on_batch=self.metrics.batch,
+                                          on_runtime=self.metrics.runtime)
+            self.core.runner = self.batcher
+            logger.info("batching enabled: %s", opts)
+        elif self.options.batching_parameters_file:
+            logger.warning("--batching_parameters_file is ignored without --enable_batching")
         if self.options.monitoring_config_file:
-            config_files.load_monitoring_config(self.options.monitoring_config_file)
+            monitoring = config_files.load_monitoring_config(self.options.monitoring_config_file)
+            if monitoring.prometheus_config.enable:
+                self.metrics_path = monitoring.prometheus_config.path or "/monitoring/prometheus/metrics"
         ssl = config_files.load_ssl_config(self.options.ssl_config_file) if self.options.ssl_config_file else None
         try:
             self.manager.apply_config(self.current_config())
@@ -115,7 +142,8 @@ class ModelServer:
         cores = os.cpu_count() or 1
         if self.options.port:
             workers = self.options.grpc_max_threads or max(8, 4 * cores)
-            self.grpc_server = build_grpc_server(self.core, self.reload_config, self.options.port, workers, ssl)
+            self.grpc_server = build_grpc_server(self.core, self.reload_config, self.options.port, workers, ssl,
+                                                 metrics=self.metrics)
             self.grpc_server.start()
             logger.info("Running gRPC ModelServer at 0.0.0.0:%d ...", self.options.port)
 
@@ -131,8 +159,10 @@ class ModelServer:
         runner = None
         if self.options.rest_api_port:
             cores = os.cpu_count() or 1
+            route = (self.metrics_path, self._metrics_handler) if self.metrics_path else None
             self.rest = RestApi(self.core, self.options.rest_api_num_threads or 4 * cores,
-                                self.options.rest_api_timeout_in_ms, self.options.rest_api_enable_cors_support)
+                                self.options.rest_api_timeout_in_ms, self.options.rest_api_enable_cors_support,
+                                metrics_route=route, metrics=self.metrics)
             runner = web.AppRunner(self.rest.app(), access_log=None, handle_signals=False, auto_decompress=False)
             await runner.setup()
             await web.TCPSite(runner, "0.0.0.0", self.options.rest_api_port, reuse_address=True).start()
@@ -148,6 +178,11 @@ class ModelServer:
                 logger.warning("%d REST requests still running after %ds", self.rest.in_flight, SHUTDOWN_GRACE_S)
             await runner.cleanup()
 
+    async def _metrics_handler(self, request):
+        from aiohttp import web
+
+        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
     def run(self) -> None:
         """Start, serve until a signal, drain in-flight requests, stop."""
         self.start()
@@ -157,4 +192,6 @@ class ModelServer:
             self.grpc_server.stop(grace=SHUTDOWN_GRACE_S).wait()
         if self.rest is not None:
             self.rest.close()
+        if self.batcher is not None:
+            self.batcher.stop()
         logger.info("server stopped")
