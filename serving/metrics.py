@@ -122,5 +122,10 @@ class ServerMetrics:
         self.warmup_latency.labels(model_path, "OK" if ok else "ERROR").observe(seconds * 1e6)
 
     def exposition(self) -> bytes:
-        """The Prometheus text format."""
-        return generate_latest(self.registry)
+        """The Prometheus text format, counters under their bare TF Serving names (prometheus_client would
+        announce them as `<name>_total` in the HELP/TYPE lines while the samples keep the bare name)."""
+        text = generate_latest(self.registry)
+        for name in (REQUEST_COUNT, LOAD_ATTEMPT_COUNT):
+            for kind in (b"HELP", b"TYPE"):
+                text = text.replace(b"# %s %s_total " % (kind, name.encode()), b"# %s %s " % (kind, name.encode()))
+        return text

@@ -1,0 +1,134 @@
+"""BatchScheduler: merging, padding, per-caller rows, queue-full, deadlines (a fake servable records batches)."""
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from serving.batching import BatchingOptions, BatchScheduler
+from serving.errors import DeadlineExceeded, InvalidArgument, Unavailable
+from serving.servable import Signature, TensorSpec
+
+
+@dataclass
+class FakeServable:
+    """y = 2x + row index within the batch (so padding/splitting mistakes show), recording batch sizes."""
+
+    name: str = "fake"
+    delay: float = 0.0
+
+    def __post_init__(self):
+        self.batches: list[int] = []
+
+    def run(self, signature, inputs, output_filter=()):
+        x = inputs["x"]
+        self.batches.append(len(x))
+        time.sleep(self.delay)
+        return {"y": x * 2, "n": np.full(len(x), len(x), np.int64)}
+
+
+SIG = Signature("serving_default", "tensorflow/serving/predict",
+                {"x": TensorSpec("x", 1, np.dtype(np.float32), (-1, 2))},
+                {"y": TensorSpec("y", 1, np.dtype(np.float32), (-1, 2)),
+                 "n": TensorSpec("n", 9, np.dtype(np.int64), (-1,))}, None)
+
+
+def call_many(scheduler, servable, xs, output_filter=()):
+    results = [None] * len(xs)
+
+    def one(i):
+        try:
+            results[i] = scheduler(servable, SIG, {"x": xs[i]}, output_filter)
+        except Exception as e:
+            results[i] = e
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def rows(i, n=1):
+    return np.full((n, 2), float(i), np.float32)
+
+
+def test_concurrent_requests_are_merged_and_each_caller_gets_its_rows():
+    servable = FakeServable(delay=0.05)
+    s = BatchScheduler(BatchingOptions(max_batch_size=8, batch_timeout_micros=50_000, num_batch_threads=1))
+    try:
+        xs = [rows(i, n=1 + i % 3) for i in range(12)]
+        results = call_many(s, servable, xs)
+    finally:
+        s.stop()
+    for x, r in zip(xs, results, strict=True):
+        assert not isinstance(r, Exception), r
+        np.testing.assert_array_equal(r["y"], x * 2)
+    assert max(servable.batches) > 1  # merged
+    assert all(b <= 8 for b in servable.batches)
+    assert sum(servable.batches) == sum(len(x) for x in xs)
+
+
+def test_padding_to_allowed_sizes_is_stripped():
+    servable = FakeServable(delay=0.02)
+    s = BatchScheduler(BatchingOptions(max_batch_size=8, batch_timeout_micros=20_000, num_batch_threads=1,
+                                       allowed_batch_sizes=(4, 8)))
+    try:
+        (r,) = call_many(s, servable, [rows(7, n=3)])
+    finally:
+        s.stop()
+    assert servable.batches == [4]  # 3 rows padded to 4
+    assert r["y"].shape == (3, 2) and r["n"].tolist() == [4, 4, 4]
+    np.testing.assert_array_equal(r["y"], rows(7, 3) * 2)
+
+
+def test_output_filter_and_oversized_task():
+    s = BatchScheduler(BatchingOptions(max_batch_size=4, num_batch_threads=1))
+    try:
+        (r,) = call_many(s, FakeServable(), [rows(1, 2)], output_filter=("y",))
+        assert list(r) == ["y"]
+        with pytest.raises(InvalidArgument, match="Task size 5 is larger than maximum input batch size 4"):
+            s(FakeServable(), SIG, {"x": rows(1, 5)})
+    finally:
+        s.stop()
+
+
+def test_full_queue_answers_unavailable_and_loses_nothing_else():
+    servable = FakeServable(delay=0.3)
+    s = BatchScheduler(BatchingOptions(max_batch_size=1, batch_timeout_micros=0, num_batch_threads=1,
+                                       max_enqueued_batches=2))
+    try:
+        results = call_many(s, servable, [rows(i) for i in range(8)])
+    finally:
+        s.stop()
+    full = [r for r in results if isinstance(r, Unavailable)]
+    ok = [r for r in results if isinstance(r, dict)]
+    assert full and "queue" in str(full[0]) and "full" in str(full[0])
+    assert len(ok) + len(full) == 8 and len(ok) == len(servable.batches)
+
+
+def test_deadline_passes_while_queued():
+    servable = FakeServable(delay=0.4)
+    s = BatchScheduler(BatchingOptions(max_batch_size=1, num_batch_threads=1))
+    try:
+        blocker = threading.Thread(target=lambda: s(servable, SIG, {"x": rows(0)}))
+        blocker.start()
+        time.sleep(0.05)
+        with pytest.raises(DeadlineExceeded):
+            s(servable, SIG, {"x": rows(1)}, deadline=time.perf_counter() + 0.1)
+        blocker.join()
+    finally:
+        s.stop()
+    assert servable.batches == [1]  # the late request never ran
+
+
+def test_options_from_proto_use_tf_serving_defaults_for_unset_fields():
+    from serving.protos import serving_config_pb2
+
+    p = serving_config_pb2.BatchingParameters()
+    p.max_batch_size.value = 16
+    o = BatchingOptions.from_proto(p)
+    assert o.max_batch_size == 16 and o.batch_timeout_micros == 0 and o.max_enqueued_batches == 10
