@@ -15,9 +15,23 @@ venv: $(VENV)/.installed
 demo: venv
 	$(PY) -m clients.demo --data $(DATA)
 
-test: venv
+# checkov lives in its own venv: its dependency pins must not move the runtime's.
+TOOLS ?= .venv-tools
+$(TOOLS)/.installed:
+	test -d $(TOOLS) || python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --upgrade pip
+	$(TOOLS)/bin/pip install --quiet 'checkov>=3.2,<4'
+	touch $@
+
+test: venv $(TOOLS)/.installed
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q
+	CHECKOV=$(TOOLS)/bin/checkov $(PY) -m pytest -q
 
 lint: venv
 	$(PY) -m ruff check .
+
+# kustomize cannot read files outside k8s/: refresh its copies of the serving configs (a test checks them).
+.PHONY: k8s-config
+k8s-config:
+	cp serving/models.config serving/batching.config serving/monitoring.config k8s/base/config/
+	cp serving/models.canary.config k8s/overlays/canary/models.config

@@ -28,7 +28,7 @@ def test_every_mode_becomes_rgb_float_pixels(mode):
     fmt = "JPEG" if mode in ("L", "CMYK") else "TIFF" if mode == "I;16" else "PNG"
     p = prepare(encode(img, fmt), mode, (32, 32))
     assert p.pixels.shape == (32, 32, 3) and p.pixels.dtype == np.float32
-    assert 0 <= p.pixels.min() and p.pixels.max() <= 255
+    assert p.pixels.min() >= 0 and p.pixels.max() <= 255
 
 
 def test_sixteen_bit_png_scales_like_tensorflow():
