@@ -34,7 +34,8 @@ def test_prometheus_histogram_sums_per_model():
 :tensorflow:serving:request_latency_bucket{model_name="cifar10",le="10"} 1
 """
     totals = parse(text, "cifar10")
-    assert totals == {":tensorflow:serving:request_latency_sum": 500.0, ":tensorflow:serving:request_latency_count": 5.0}
+    assert totals == {":tensorflow:serving:request_latency_sum": 500.0,
+                      ":tensorflow:serving:request_latency_count": 5.0}
 
 
 def test_only_loopback_targets():
