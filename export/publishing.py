@@ -117,7 +117,10 @@ def stage_gate_publish(trained: TrainedModel, test: LabeledImages, settings: Pub
         write_saved_model(trained.model, trained.class_names, trained.input_size, staged)
         write_warmup_file(staged, warmup_requests(settings.name, encoded, pixels))
         extra = staged / "assets.extra"
-        write_artifacts(extra / "evaluation", trained.metrics, trained.class_names, trained.history)
+        if "confusion_matrix" in trained.metrics:
+            write_artifacts(extra / "evaluation", trained.metrics, trained.class_names, trained.history)
+        # The Keras model too, so later exports can start from it (python -m export caltechown --backbone-from).
+        trained.model.save(extra / "keras_model.keras")
         metadata = build_metadata(trained, settings)
         gate = run_gate(staged, trained.model, encoded, trained.input_size,
                         trained.metrics["test_accuracy"], previous, settings.policy)

