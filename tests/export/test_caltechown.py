@@ -1,0 +1,156 @@
+"""Caltechown: class order, own classes, image modes, corrupt files, splits, the exported contract."""
+
+import json
+import shutil
+import tarfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from export import caltechown_data as cd
+from export.caltechown_export import CaltechownConfig, balanced_class_weights, imagenet_class_names, run
+from export.image_data import DataError, stratified_split
+from tests.conftest import shared_file
+
+
+@pytest.fixture(scope="module")
+def caltech_sample(tmp_path_factory):
+    target = tmp_path_factory.mktemp("caltech-sample")
+    with tarfile.open(shared_file("caltech101-sample-jpg.tar.gz")) as tar:
+        tar.extractall(target, filter="data")
+    return target / "caltech101-sample"
+
+
+@pytest.fixture(scope="module")
+def own_dir(tmp_path_factory):
+    """An own class made from the espresso-cup photo in several modes (RGB, greyscale, CMYK, RGBA, palette)."""
+    d = tmp_path_factory.mktemp("own") / "espresso_cup"
+    d.mkdir()
+    img = Image.open(shared_file("samples/espresso_cup.jpg"))
+    img.save(d / "rgb.jpg")
+    img.convert("L").save(d / "grey.jpg")
+    img.convert("CMYK").save(d / "cmyk.jpg")
+    img.convert("RGBA").save(d / "alpha.png")
+    img.convert("P").save(d / "palette.png")
+    img.rotate(10).save(d / "rotated.jpg")
+    (d / "notes.txt").write_text("not an image: ignored")
+    return d
+
+
+def test_class_order_is_case_insensitive_with_own_classes_last(caltech_sample, own_dir, tmp_path):
+    data = cd.load(caltech_sample, [own_dir], (32, 32), tmp_path)
+    names = data.images.class_names
+    assert names[:5] == ["accordion", "airplanes", "anchor", "ant", "BACKGROUND_Google"]
+    assert names[101] == "yin_yang" and names[102] == "espresso_cup" and len(names) == 103
+    assert data.images.class_counts()["espresso_cup"] == 6  # every mode decoded, the .txt ignored
+    assert data.images.images.shape[1:] == (32, 32, 3) and data.images.images.dtype == np.uint8
+
+
+def test_tarball_and_corrupt_files(caltech_sample, tmp_path):
+    root = tmp_path / "mini"
+    for cls in ("accordion", "Faces", "yin_yang"):
+        shutil.copytree(caltech_sample / cls, root / "caltech101" / cls)
+    (root / "caltech101" / "Faces" / "broken.jpg").write_bytes(b"\xff\xd8\xffgarbage")
+    tarball = tmp_path / "mini.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(root / "caltech101", arcname="caltech101")
+    data = cd.load(tarball, [], (32, 32), tmp_path / "cache")
+    assert data.images.class_names == ["accordion", "Faces", "yin_yang"]
+    assert [p.rsplit("/", 1)[1] for p in data.images.skipped] == ["broken.jpg"]
+    with pytest.raises(DataError, match="broken.jpg"):
+        cd.load(tarball, [], (32, 32), tmp_path / "cache", strict=True)
+
+
+def test_own_class_name_clash_and_missing(caltech_sample, tmp_path):
+    clash = tmp_path / "accordion"
+    clash.mkdir()
+    shutil.copy(shared_file("samples/espresso_cup.jpg"), clash / "a.jpg")
+    with pytest.raises(DataError, match="collide"):
+        cd.load(caltech_sample, [clash], (32, 32), tmp_path)
+    with pytest.raises(DataError, match="not a directory"):
+        cd.load(caltech_sample, [tmp_path / "nope"], (32, 32), tmp_path)
+
+
+def test_split_keeps_every_class_in_training_and_reports_small_ones(caltech_sample, own_dir, tmp_path):
+    tiny = tmp_path / "tiny_own"
+    tiny.mkdir()
+    shutil.copy(own_dir / "rgb.jpg", tiny / "only.jpg")
+    data = cd.load(caltech_sample, [own_dir, tiny], (32, 32), tmp_path)
+    assert data.small_classes == {"tiny_own": 1}
+    rest, test = stratified_split(data.images, 0.2, seed=1)
+    train, val = stratified_split(rest, 0.1, seed=2)
+    assert set(np.unique(train.labels)) == set(range(len(data.images.class_names)))
+    weights = balanced_class_weights(train)
+    assert weights[data.images.class_names.index("tiny_own")] > weights[0]
+
+
+@pytest.mark.slow
+def test_caltechown_export_contract(caltech_sample, own_dir, tmp_path):
+    summary = run(CaltechownConfig(data=caltech_sample, own=(own_dir,), backbone="mobilenetv2", weights="none",
+                                   input_size=32, epochs=1, fine_tune_epochs=1, fine_tune_layers=5,
+                                   model_base_path=tmp_path / "models", cache_dir=tmp_path / "cache"))
+    assert summary["published"] and summary["version"] == 1
+    path = tmp_path / "models" / "caltechown" / "1"
+    meta = json.loads((path / "assets.extra" / "export_metadata.json").read_text())
+    assert meta["num_classes"] == 103 and meta["class_names"][102] == "espresso_cup"
+    assert meta["data"]["own_classes"] == ["espresso_cup"] and meta["training"]["fine_tune_epochs"] == 1
+    assert (path / "assets" / "labels.txt").read_text().splitlines() == meta["class_names"]
+    sigs = tf.saved_model.load(str(path)).signatures
+    files = [own_dir / "rgb.jpg", own_dir / "cmyk.jpg", own_dir / "alpha.png", own_dir / "grey.jpg"]
+    by_bytes = sigs["serving_default"](image_bytes=tf.constant([f.read_bytes() for f in files]))
+    from clients.preprocess import prepare
+
+    pixels = np.stack([prepare(f.read_bytes(), f.name, (32, 32)).pixels for f in files])
+    by_pixels = sigs["predict_pixels"](pixels=tf.constant(pixels))
+    assert by_bytes["probabilities"].shape == (4, 103)
+    assert np.abs(by_bytes["probabilities"].numpy() - by_pixels["probabilities"].numpy()).max() < 0.05
+    # The export keeps its Keras model, so it can serve as a --backbone-from source.
+    assert (path / "assets.extra" / "keras_model.keras").is_file()
+
+
+@pytest.mark.slow
+def test_backbone_from_a_cifar10_export(exported_cifar10, caltech_sample, tmp_path):
+    summary = run(CaltechownConfig(data=caltech_sample, backbone_from=exported_cifar10, input_size=48, epochs=1,
+                                   model_base_path=tmp_path / "models", cache_dir=tmp_path / "cache"))
+    assert summary["published"]
+    meta = json.loads((tmp_path / "models/caltechown/1/assets.extra/export_metadata.json").read_text())
+    assert meta["training"]["backbone"].startswith("project:")
+    assert meta["input_size"]["height"] == 48
+
+
+def test_imagenet_class_names_ship_with_the_dependencies():
+    names = imagenet_class_names()
+    assert len(names) == 1000 and names[0] == "tench"
+    assert (names[968], names[505], names[504]) == ("cup", "coffeepot", "coffee_mug")
+
+
+def test_imagenet_weights_offline_is_a_clear_error(monkeypatch):
+    import keras
+
+    from export.transfer_model import BACKBONES, keras_backbone
+
+    def offline(**kwargs):
+        raise OSError("URL fetch failure: no network")
+
+    monkeypatch.setattr(keras.applications, "ResNet50", offline)
+    with pytest.raises(DataError, match="needs network access: offline, use --weights PATH"):
+        keras_backbone(BACKBONES["resnet50"], 224, "imagenet")
+
+
+@pytest.mark.slow
+def test_imagenet_export_structure_without_weights(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "export", "imagenet", "--backbone", "mobilenetv2", "--weights", "none",
+                          "--model-base-path", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["gate"]["checks"]["accuracy_checks"].startswith("skipped")
+    path = tmp_path / "imagenet" / "1"
+    assert (path / "assets" / "labels.txt").read_text().splitlines()[968] == "cup"
+    sig = tf.saved_model.load(str(path)).signatures["serving_default"]
+    out = sig(image_bytes=tf.constant([shared_file("samples/espresso_cup.jpg").read_bytes()]))
+    assert out["probabilities"].shape == (1, 1000) and out["class_names"].shape == (1, 5)
