@@ -50,13 +50,14 @@ class ServingModule(tf.Module):
         self.k = top_k_for(len(class_names))
         height, width = self.input_size
         self.serve_bytes = tf.function(
-            self._serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")]
+            self._serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")], autograph=False
         )
         self.serve_pixels = tf.function(
-            self._serve_pixels, input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32, name="pixels")]
+            self._serve_pixels, autograph=False,
+            input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32, name="pixels")],
         )
         self.serve_classify = tf.function(
-            self._serve_classify, input_signature=[tf.TensorSpec([None], tf.string, name="inputs")]
+            self._serve_classify, input_signature=[tf.TensorSpec([None], tf.string, name="inputs")], autograph=False
         )
 
     def _predict(self, pixels: tf.Tensor) -> dict[str, tf.Tensor]:
