@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import threading
 import time
@@ -17,6 +16,9 @@ from serving.model_manager import ManagerOptions, ModelManager
 
 logger = logging.getLogger(__name__)
 SHUTDOWN_GRACE_S = 25
+# gRPC/REST worker threads when the flags leave them at 0: at least 2 x the largest useful batch (TF Serving's
+# advice for batching), so concurrent requests can actually meet in the batch queue.
+DEFAULT_IO_THREADS = 64
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -139,9 +141,9 @@ class ModelServer:
         except Exception as e:  # labels on failed versions: log, keep serving what loaded
             logger.error("initial model config: %s", e)
         threading.Thread(target=self._poll_loop, name="poll", daemon=True).start()
-        cores = os.cpu_count() or 1
         if self.options.port:
-            workers = self.options.grpc_max_threads or max(8, 4 * cores)
+            # Worker threads mostly wait (on the batch queue or TF); too few caps how many requests can be merged.
+            workers = self.options.grpc_max_threads or DEFAULT_IO_THREADS
             self.grpc_server = build_grpc_server(self.core, self.reload_config, self.options.port, workers, ssl,
                                                  metrics=self.metrics)
             self.grpc_server.start()
@@ -158,9 +160,8 @@ class ModelServer:
             loop.add_signal_handler(sig, stopped.set)
         runner = None
         if self.options.rest_api_port:
-            cores = os.cpu_count() or 1
             route = (self.metrics_path, self._metrics_handler) if self.metrics_path else None
-            self.rest = RestApi(self.core, self.options.rest_api_num_threads or 4 * cores,
+            self.rest = RestApi(self.core, self.options.rest_api_num_threads or DEFAULT_IO_THREADS,
                                 self.options.rest_api_timeout_in_ms, self.options.rest_api_enable_cors_support,
                                 metrics_route=route, metrics=self.metrics)
             runner = web.AppRunner(self.rest.app(), access_log=None, handle_signals=False, auto_decompress=False)
