@@ -130,7 +130,7 @@ def in_process_baseline(cfg: BenchConfig, image: bytes, pixels: np.ndarray) -> d
 
     sigs = tf.saved_model.load(str(cfg.saved_model)).signatures
     if cfg.mode == "bytes":
-        fn, one, batch = sigs["serving_default"], {"image_bytes": tf.constant([image])}, None
+        fn, one = sigs["serving_default"], {"image_bytes": tf.constant([image])}
         batch = {"image_bytes": tf.constant([image] * 32)}
     else:
         fn, one = sigs["predict_pixels"], {"pixels": tf.constant(pixels)}

@@ -12,20 +12,15 @@ import tensorflow as tf
 from clients.grpc_client import GrpcClient
 from clients.preprocess import prepare
 from clients.rest_client import RestClient
-from tests.serving.conftest import ROOT, free_port, start_server
+from tests.serving.conftest import ROOT, free_port, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def server(exported_cifar10, tmp_path_factory):
-    s = start_server("local", ["--model_name=cifar10", f"--model_base_path={exported_cifar10.parent}"],
-                     tmp_path_factory.mktemp("client-server"))
-    try:
-        s.wait_available("cifar10")
+    with serving("local", "cifar10", exported_cifar10.parent, tmp_path_factory.mktemp("client-server")) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture(params=["grpc", "rest"])

@@ -6,6 +6,7 @@ real one too (otherwise that parameter is skipped with the reason).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -182,6 +183,17 @@ def start_server(kind: str, args: list[str], log_dir: Path) -> ServerProcess:
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     return ServerProcess(kind, proc, grpc_port, rest_port, log_path, cmd)
+
+
+@contextlib.contextmanager
+def serving(kind: str, model: str, base_path: Path, log_dir: Path):
+    """A server for one model directory, AVAILABLE on entry, stopped on exit."""
+    server = start_server(kind, [f"--model_name={model}", f"--model_base_path={base_path}"], log_dir)
+    try:
+        server.wait_available(model)
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(params=SERVER_KINDS)

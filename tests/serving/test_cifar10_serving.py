@@ -10,7 +10,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, input_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from export.cifar10_data import CLASS_NAMES
-from tests.serving.conftest import REAL_BINARY, SERVER_KINDS, start_server
+from tests.serving.conftest import REAL_BINARY, SERVER_KINDS, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -19,13 +19,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 def cifar_server(request, exported_cifar10, tmp_path_factory):
     if request.param == "tensorflow_model_server" and not REAL_BINARY:
         pytest.skip("tensorflow_model_server is not on PATH (the real binary cannot run on this machine)")
-    server = start_server(request.param, ["--model_name=cifar10", f"--model_base_path={exported_cifar10.parent}"],
-                          tmp_path_factory.mktemp("cifar-server"))
-    try:
-        server.wait_available("cifar10")
-        yield server
-    finally:
-        server.stop()
+    with serving(request.param, "cifar10", exported_cifar10.parent, tmp_path_factory.mktemp("cifar-server")) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
