@@ -6,7 +6,7 @@ import sys
 
 import grpc
 import numpy as np
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -17,25 +17,21 @@ from tensorflow_serving.apis import (
 )
 
 from clients.base import BaseClient, ClientError, ModelInfo, ServerError, TensorInfo, Unavailable
+from serving import tensor_codec
 
 MAX_MESSAGE_BYTES = 2**31 - 1
 
 
 def _tensor(values: list[bytes] | np.ndarray) -> tensor_pb2.TensorProto:
+    """Encoded images (string tensor) or float32 pixels as a TensorProto."""
     if isinstance(values, np.ndarray):
-        dims = [tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in values.shape]
-        shape = tensor_shape_pb2.TensorShapeProto(dim=dims)
-        return tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_shape=shape,
-                                      tensor_content=np.ascontiguousarray(values, np.float32).tobytes())
-    dims = [tensor_shape_pb2.TensorShapeProto.Dim(size=len(values))]
-    return tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=dims),
-                                  string_val=values)
+        return tensor_codec.from_numpy(np.asarray(values, np.float32))
+    strings = np.empty(len(values), dtype=object)
+    strings[:] = values
+    return tensor_codec.from_numpy(strings)
 
 
-def _array(proto: tensor_pb2.TensorProto) -> np.ndarray:
-    import tensorflow as tf
-
-    return tf.make_ndarray(proto)
+_array = tensor_codec.to_numpy
 
 
 class GrpcClient(BaseClient):

@@ -203,7 +203,7 @@ class BatchScheduler:
                 inputs[name] = merged
             self._on_batch(rows, padded)
             run_started = time.perf_counter()
-            outputs = q.servable.run(q.signature, inputs)
+            outputs = q.servable.execute(q.signature, inputs)  # each request was checked when it was queued
             for _ in tasks:
                 self._on_runtime(q.servable.name, "predict", time.perf_counter() - run_started)
             offset = 0

@@ -86,6 +86,14 @@ class Internal(ServingError):
     code = "INTERNAL"
 
 
+def error_for_code(code: str | int, message: str) -> ServingError:
+    """The ServingError for a canonical code name or tensorflow.error.Code number (INTERNAL if unknown)."""
+    if isinstance(code, int):
+        code = next((name for name, n in ERROR_CODE_NUMBER.items() if n == code), "UNKNOWN")
+    classes = {cls.code: cls for cls in ServingError.__subclasses__()}
+    return classes.get(code, Internal)(message)
+
+
 def as_serving_error(exc: BaseException) -> ServingError:
     """Wrap an unexpected exception as INTERNAL, keeping ServingErrors as they are."""
     if isinstance(exc, ServingError):

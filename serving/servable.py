@@ -12,13 +12,12 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from serving import tensor_codec
-from serving.errors import ERROR_CODE_NUMBER, FailedPrecondition, InvalidArgument, ServingError
+from serving.errors import FailedPrecondition, InvalidArgument, ServingError, error_for_code
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE = "serving_default"
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
-_CODE_NAME = {v: k for k, v in ERROR_CODE_NUMBER.items()}
 
 
 @dataclass(frozen=True)
@@ -49,11 +48,7 @@ def _spec(alias: str, info: meta_graph_pb2.TensorInfo) -> TensorSpec:
 
 def translate_tf_error(e: tf.errors.OpError) -> ServingError:
     """A TensorFlow runtime error as the ServingError with the same canonical code."""
-    from serving import errors
-
-    code = _CODE_NAME.get(e.error_code, "UNKNOWN")
-    cls = next((c for c in errors.ServingError.__subclasses__() if c.code == code), errors.Internal)
-    err = cls(e.message.strip())
+    err = error_for_code(e.error_code, e.message.strip())
     err.__cause__ = e
     return err
 
@@ -103,13 +98,17 @@ class Servable:
                     f"output tensor alias not found in signature: {alias} Outputs expected to be in the set "
                     f"{{{','.join(sorted(signature.outputs))}}}."
                 )
+        return self.execute(signature, inputs, wanted)
+
+    def execute(self, signature: Signature, inputs: dict[str, np.ndarray], wanted=None) -> dict[str, np.ndarray]:
+        """Run already-checked inputs; `wanted` output aliases (all when None) as numpy arrays."""
         try:
             result = signature.function(**{k: tf.constant(v) for k, v in inputs.items()})
         except tf.errors.OpError as e:
             raise translate_tf_error(e) from e
         except (TypeError, ValueError) as e:
             raise InvalidArgument(str(e).splitlines()[0]) from e
-        return {alias: result[alias].numpy() for alias in wanted}
+        return {alias: result[alias].numpy() for alias in (wanted or signature.outputs)}
 
     def warmup(self, replay) -> int:
         """Replay the warmup file through `replay(servable, PredictionLog)`; returns the number of records."""

@@ -22,7 +22,7 @@ class FakeServable:
     def __post_init__(self):
         self.batches: list[int] = []
 
-    def run(self, signature, inputs, output_filter=()):
+    def execute(self, signature, inputs, wanted=None):
         x = inputs["x"]
         self.batches.append(len(x))
         time.sleep(self.delay)

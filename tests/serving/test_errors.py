@@ -1,0 +1,9 @@
+from serving.errors import HTTP_STATUS, Internal, InvalidArgument, NotFound, Unavailable, error_for_code
+
+
+def test_codes_map_to_classes_and_tf_servings_http_statuses():
+    assert isinstance(error_for_code("NOT_FOUND", "m"), NotFound) and error_for_code(5, "m").http_status == 404
+    assert isinstance(error_for_code(3, "bad"), InvalidArgument) and error_for_code(3, "bad").message == "bad"
+    assert error_for_code("UNAVAILABLE", "full").http_status == 503 and isinstance(error_for_code(14, ""), Unavailable)
+    assert isinstance(error_for_code(999, "?"), Internal)
+    assert HTTP_STATUS["FAILED_PRECONDITION"] == 400 and HTTP_STATUS["RESOURCE_EXHAUSTED"] == 429
