@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from collections import deque
+from concurrent import futures
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,10 +56,22 @@ class _Task:
     inputs: dict[str, np.ndarray]
     rows: int
     deadline: float | None
+    output_filter: tuple[str, ...] = ()
     enqueued: float = field(default_factory=time.perf_counter)
-    done: threading.Event = field(default_factory=threading.Event)
-    outputs: dict[str, np.ndarray] | None = None
-    error: BaseException | None = None
+    future: futures.Future = field(default_factory=futures.Future)
+
+    def fail(self, error: BaseException) -> None:
+        self.future.set_exception(error)
+
+    def finish(self, outputs: dict[str, np.ndarray]) -> None:
+        """Deliver this request's rows, only the outputs it asked for."""
+        wanted = self.output_filter or tuple(outputs)
+        missing = [o for o in wanted if o not in outputs]
+        if missing:
+            self.fail(InvalidArgument(f"output tensor alias not found in signature: {missing[0]} Outputs expected "
+                                      f"to be in the set {{{','.join(sorted(outputs))}}}."))
+        else:
+            self.future.set_result({k: outputs[k] for k in wanted})
 
 
 @dataclass
@@ -93,8 +106,7 @@ class BatchScheduler:
             self._stopped = True
             for q in self._queues.values():
                 for task in q.tasks:
-                    task.error = Unavailable("server is shutting down")
-                    task.done.set()
+                    task.fail(Unavailable("server is shutting down"))
                 q.tasks.clear()
             self._cond.notify_all()
 
@@ -103,8 +115,12 @@ class BatchScheduler:
                                else len(v.shape)) for k, v in inputs.items()))
         return (id(servable), signature.name, shapes)
 
-    def __call__(self, servable, signature, inputs, output_filter=(), deadline: float | None = None):
-        """Queue one request and wait for its rows (the runner interface of InferenceCore)."""
+    def submit(self, servable, signature, inputs, output_filter=(), deadline: float | None = None) -> futures.Future:
+        """Check and queue one request; the future resolves to its rows of the (filtered) outputs.
+
+        Callers on an event loop await the future instead of parking a thread per request: the batch thread
+        completes every future of a batch in one pass.
+        """
         rows = {v.shape[0] if v.ndim else None for v in inputs.values()}
         if len(rows) != 1 or None in rows:
             raise InvalidArgument("batching needs every input to have the same 0th (batch) dimension")
@@ -115,7 +131,8 @@ class BatchScheduler:
         from serving.servable import check_inputs
 
         check_inputs(signature, inputs)
-        task = _Task(inputs, n, deadline)
+        task = _Task(inputs, n, deadline, tuple(output_filter))
+        task.future.set_running_or_notify_cancel()  # queued work cannot be cancelled, only answered
         key = self._key(servable, signature, inputs)
         with self._cond:
             if self._stopped:
@@ -127,17 +144,16 @@ class BatchScheduler:
             q.tasks.append(task)
             q.rows += n
             self._cond.notify()
+        return task.future
+
+    def __call__(self, servable, signature, inputs, output_filter=(), deadline: float | None = None):
+        """Queue one request and wait for its rows (the blocking runner interface of InferenceCore)."""
+        future = self.submit(servable, signature, inputs, output_filter, deadline)
         timeout = None if deadline is None else max(deadline - time.perf_counter(), 0) + 5.0
-        if not task.done.wait(timeout):
-            raise DeadlineExceeded("request timed out while batched")
-        if task.error is not None:
-            raise task.error
-        wanted = list(output_filter) or list(task.outputs)
-        missing = [o for o in wanted if o not in task.outputs]
-        if missing:
-            raise InvalidArgument(f"output tensor alias not found in signature: {missing[0]} Outputs expected to be in"
-                                  f" the set {{{','.join(sorted(task.outputs))}}}.")
-        return {k: task.outputs[k] for k in wanted}
+        try:
+            return future.result(timeout)
+        except futures.TimeoutError:
+            raise DeadlineExceeded("request timed out while batched") from None
 
     # ---- batch threads --------------------------------------------------------------------------------------
     def _take_batch(self) -> tuple[_Queue, list[_Task]] | None:
@@ -148,8 +164,7 @@ class BatchScheduler:
             while q.tasks and q.tasks[0].deadline is not None and q.tasks[0].deadline < now:
                 late = q.tasks.popleft()
                 q.rows -= late.rows
-                late.error = DeadlineExceeded("deadline exceeded while waiting in the batch queue")
-                late.done.set()
+                late.fail(DeadlineExceeded("deadline exceeded while waiting in the batch queue"))
             if not q.tasks:
                 continue
             if q.rows >= self.options.max_batch_size or now - q.tasks[0].enqueued >= timeout:
@@ -206,20 +221,19 @@ class BatchScheduler:
             outputs = q.servable.execute(q.signature, inputs)  # each request was checked when it was queued
             for _ in tasks:
                 self._on_runtime(q.servable.name, "predict", time.perf_counter() - run_started)
-            offset = 0
-            for t in tasks:
-                for name, value in outputs.items():
-                    if value.ndim == 0 or value.shape[0] != padded:
-                        raise InvalidArgument(f"Batched output tensor {name!r} has 0th dimension "
-                                              f"{value.shape[0] if value.ndim else 'scalar'}, expected {padded}")
-                t.outputs = {name: value[offset:offset + t.rows] for name, value in outputs.items()}
-                offset += t.rows
+            for name, value in outputs.items():
+                if value.ndim == 0 or value.shape[0] != padded:
+                    raise InvalidArgument(f"Batched output tensor {name!r} has 0th dimension "
+                                          f"{value.shape[0] if value.ndim else 'scalar'}, expected {padded}")
         except Exception as e:  # the whole batch fails with the same error
             err = as_serving_error(e)
             for t in tasks:
-                t.error = err
+                t.fail(err)
+            return
+        offset = 0
         for t in tasks:
-            t.done.set()
+            t.finish({name: value[offset:offset + t.rows] for name, value in outputs.items()})
+            offset += t.rows
 
 
 def _pad_to_common_shape(parts: list[np.ndarray]) -> list[np.ndarray]:

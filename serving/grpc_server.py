@@ -1,7 +1,14 @@
-"""gRPC transport: PredictionService and ModelService from tensorflow-serving-api, translating protos ↔ core."""
+"""gRPC transport: PredictionService and ModelService from tensorflow-serving-api, translating protos ↔ core.
+
+The server is `grpc.aio`: requests are received and answered on the server's event loop (no thread per request
+waiting in the transport), and only the inference call itself runs on a worker thread, where it may also wait in
+the batch queue. Profiled at concurrency 1, the sync server's hand-off from its polling thread to a pool thread
+and back cost more than the whole aio round trip.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -54,19 +61,19 @@ def _rpc(api: str | None = None):
 
     def decorate(method):
         @functools.wraps(method)
-        def wrapper(self, request, context):
+        async def wrapper(self, request, context):
             try:
                 metrics = getattr(self, "metrics", None)
                 if api is None or metrics is None:
-                    return method(self, request, context)
+                    return await method(self, request, context)
                 spec = request.tasks[0].model_spec if api == "multi_inference" and request.tasks else request.model_spec
                 with metrics.request(spec.name, api, "GRPC"):
-                    return method(self, request, context)
+                    return await method(self, request, context)
             except Exception as e:  # every failure leaves as a gRPC status
                 err = as_serving_error(e)
                 if err.code == "INTERNAL":
                     logger.exception("internal error in %s", method.__name__)
-                context.abort(grpc.StatusCode[err.code], err.message)
+                await context.abort(grpc.StatusCode[err.code], err.message)
 
         return wrapper
 
@@ -81,14 +88,21 @@ def _deadline(context) -> float | None:
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """Predict, Classify, Regress, MultiInference, GetModelMetadata."""
 
-    def __init__(self, core: InferenceCore, metrics=None):
+    def __init__(self, core: InferenceCore, pool: futures.Executor, metrics=None):
         self.core = core
+        self.pool = pool
         self.metrics = metrics
 
+    async def _in_thread(self, fn, *args):
+        """Run a (blocking) core call on the worker pool."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args))
+
     @_rpc("predict")
-    def Predict(self, request, context):
+    async def Predict(self, request, context):
         inputs = {k: tensor_codec.to_numpy(v, k) for k, v in request.inputs.items()}
-        result = self.core.predict(_ref(request.model_spec), inputs, tuple(request.output_filter), _deadline(context))
+        future = self.core.submit_predict(_ref(request.model_spec), inputs, tuple(request.output_filter),
+                                          _deadline(context), self.pool)
+        result = await asyncio.wrap_future(future)
         response = predict_pb2.PredictResponse()
         _echo_spec(response.model_spec, result)
         for alias, arr in result.value.items():
@@ -96,25 +110,25 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     @_rpc("classify")
-    def Classify(self, request, context):
-        result = self.core.classify(_ref(request.model_spec), examples_from_input(request.input))
+    async def Classify(self, request, context):
+        result = await self._in_thread(self.core.classify, _ref(request.model_spec), examples_from_input(request.input))
         response = classification_pb2.ClassificationResponse()
         _echo_spec(response.model_spec, result)
         _fill_classifications(response.result, result.value)
         return response
 
     @_rpc("regress")
-    def Regress(self, request, context):
-        result = self.core.regress(_ref(request.model_spec), examples_from_input(request.input))
+    async def Regress(self, request, context):
+        result = await self._in_thread(self.core.regress, _ref(request.model_spec), examples_from_input(request.input))
         response = regression_pb2.RegressionResponse()
         _echo_spec(response.model_spec, result)
         response.result.regressions.extend(regression_pb2.Regression(value=v) for v in result.value)
         return response
 
     @_rpc("multi_inference")
-    def MultiInference(self, request, context):
+    async def MultiInference(self, request, context):
         tasks = [(_ref(t.model_spec), t.method_name) for t in request.tasks]
-        results = self.core.multi_inference(tasks, examples_from_input(request.input))
+        results = await self._in_thread(self.core.multi_inference, tasks, examples_from_input(request.input))
         response = inference_pb2.MultiInferenceResponse()
         for (_, method), result in zip(tasks, results, strict=True):
             out = response.results.add()
@@ -126,7 +140,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
     @_rpc()
-    def GetModelMetadata(self, request, context):
+    async def GetModelMetadata(self, request, context):
         fields = list(request.metadata_field)
         if not fields:
             raise InvalidArgument("GetModelMetadataRequest must specify at least one metadata_field")
@@ -158,7 +172,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self.reload_config = reload_config
 
     @_rpc()
-    def GetModelStatus(self, request, context):
+    async def GetModelStatus(self, request, context):
         statuses = self.core.status(_ref(request.model_spec))
         response = get_model_status_pb2.GetModelStatusResponse()
         for s in statuses:
@@ -169,39 +183,46 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             mvs.status.error_message = s.error_message
         return response
 
-    def HandleReloadConfigRequest(self, request, context):
+    async def HandleReloadConfigRequest(self, request, context):
         response = model_management_pb2.ReloadConfigResponse()
         try:
             if request.config.WhichOneof("config") != "model_config_list":
                 raise InvalidArgument("ModelServerConfig type not supported: use model_config_list")
-            self.reload_config(request.config)
+            # Loading models takes seconds: not on the event loop.
+            await asyncio.get_running_loop().run_in_executor(None, self.reload_config, request.config)
         except Exception as e:  # reported in the response status and as the RPC status
             err = e if isinstance(e, ServingError) else as_serving_error(e)
             response.status.error_code = ERROR_CODE_NUMBER[err.code]
             response.status.error_message = err.message
-            context.abort(grpc.StatusCode[err.code], err.message)
+            await context.abort(grpc.StatusCode[err.code], err.message)
         return response
 
 
 def build_grpc_server(core: InferenceCore, reload_config, port: int, max_workers: int,
-                      ssl_config=None, health: bool = True, metrics=None) -> grpc.Server:
-    """A started-ready (not yet started) gRPC server bound to `port` on all interfaces."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+                      ssl_config=None, health: bool = True, metrics=None) -> grpc.aio.Server:
+    """A grpc.aio server bound to `port` on all interfaces (call inside the event loop; start it with await).
+
+    `max_workers` threads run inference calls; they mostly wait (on TF or in the batch queue), so with batching
+    it caps how many requests can meet in one batch.
+    """
+    pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc")
+    server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
         ],
     )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionServicer(core, metrics), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionServicer(core, pool, metrics), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core, reload_config), server)
+    server.inference_pool = pool
     if health:
         try:
-            from grpc_health.v1 import health as grpc_health
             from grpc_health.v1 import health_pb2_grpc
+            from grpc_health.v1._async import HealthServicer
 
-            servicer = grpc_health.HealthServicer()
+            servicer = HealthServicer()
             health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
             server.health_servicer = servicer
         except ImportError:

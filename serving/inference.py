@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent import futures
 from dataclasses import dataclass
 
 import numpy as np
@@ -74,6 +75,33 @@ class InferenceCore:
         """Run a predict signature (`deadline`: time.perf_counter() value, honoured while batched)."""
         servable = self.resolve(ref)
         return self.predict_on(servable, ref.signature_name, inputs, output_filter, deadline)
+
+    def submit_predict(self, ref: ModelRef, inputs: dict[str, np.ndarray], output_filter: tuple[str, ...] = (),
+                       deadline: float | None = None, executor: futures.Executor | None = None) -> futures.Future:
+        """Start a Predict; the future resolves to its Result (errors in resolving the model raise here).
+
+        With a batcher (a runner that has `submit`) the request is queued and no thread waits for it; otherwise it
+        runs on `executor`. For transports on an event loop.
+        """
+        servable = self.resolve(ref)
+        signature = servable.signature(ref.signature_name)
+        submit = getattr(self.runner, "submit", None)
+        if submit is None:
+            if executor is None:
+                raise ValueError("submit_predict without a batcher needs an executor")
+            return executor.submit(self.predict_on, servable, ref.signature_name, inputs, output_filter, deadline)
+        outer: futures.Future = futures.Future()
+        outer.set_running_or_notify_cancel()
+
+        def deliver(inner: futures.Future) -> None:
+            error = inner.exception()
+            if error is not None:
+                outer.set_exception(error)
+            else:
+                outer.set_result(Result(servable, signature, inner.result()))
+
+        submit(servable, signature, inputs, tuple(output_filter), deadline).add_done_callback(deliver)
+        return outer
 
     def predict_on(self, servable: Servable, signature_name: str, inputs, output_filter=(), deadline=None) -> Result:
         """Predict on an already resolved servable (used by warmup too)."""

@@ -57,6 +57,7 @@ class ModelServer:
         self.batcher = None
         self.core = InferenceCore(self.manager, on_runtime=self.metrics.runtime)
         self.grpc_server = None
+        self._ssl = None
         self.rest = None
         self.metrics_path: str | None = None
 
@@ -113,9 +114,7 @@ class ModelServer:
                 logger.exception("poll failed; keeping the models already served")
 
     def start(self) -> None:
-        """Load the initial models, then open the ports."""
-        from serving.grpc_server import build_grpc_server
-
+        """Configure TensorFlow, batching and metrics, load the initial models, start polling."""
         configure_tensorflow(self.options)
         if self.options.model_config_file:
             self._config_text = Path(self.options.model_config_file).read_text()
@@ -135,29 +134,32 @@ class ModelServer:
             monitoring = config_files.load_monitoring_config(self.options.monitoring_config_file)
             if monitoring.prometheus_config.enable:
                 self.metrics_path = monitoring.prometheus_config.path or "/monitoring/prometheus/metrics"
-        ssl = config_files.load_ssl_config(self.options.ssl_config_file) if self.options.ssl_config_file else None
+        self._ssl = (config_files.load_ssl_config(self.options.ssl_config_file)
+                     if self.options.ssl_config_file else None)
         try:
             self.manager.apply_config(self.current_config())
         except Exception as e:  # labels on failed versions: log, keep serving what loaded
             logger.error("initial model config: %s", e)
         threading.Thread(target=self._poll_loop, name="poll", daemon=True).start()
-        if self.options.port:
-            # Worker threads mostly wait (on the batch queue or TF); too few caps how many requests can be merged.
-            workers = self.options.grpc_max_threads or DEFAULT_IO_THREADS
-            self.grpc_server = build_grpc_server(self.core, self.reload_config, self.options.port, workers, ssl,
-                                                 metrics=self.metrics)
-            self.grpc_server.start()
-            logger.info("Running gRPC ModelServer at 0.0.0.0:%d ...", self.options.port)
 
-    async def _serve_rest(self) -> None:
+    async def _serve(self) -> None:
+        """Open the gRPC and REST ports on this event loop; on a signal, stop accepting and drain both."""
         from aiohttp import web
 
+        from serving.grpc_server import build_grpc_server
         from serving.rest_server import RestApi
 
         loop = asyncio.get_running_loop()
         stopped = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopped.set)
+        if self.options.port:
+            # Inference threads mostly wait (on the batch queue or TF); too few caps how many requests can merge.
+            workers = self.options.grpc_max_threads or DEFAULT_IO_THREADS
+            self.grpc_server = build_grpc_server(self.core, self.reload_config, self.options.port, workers,
+                                                 self._ssl, metrics=self.metrics)
+            await self.grpc_server.start()
+            logger.info("Running gRPC ModelServer at 0.0.0.0:%d ...", self.options.port)
         runner = None
         if self.options.rest_api_port:
             route = (self.metrics_path, self._metrics_handler) if self.metrics_path else None
@@ -170,6 +172,7 @@ class ModelServer:
             logger.info("Exporting HTTP/REST API at:localhost:%d ...", self.options.rest_api_port)
         await stopped.wait()
         logger.info("shutting down: no new connections, finishing in-flight requests")
+        grpc_stopped = self.grpc_server.stop(SHUTDOWN_GRACE_S) if self.grpc_server is not None else None
         if runner is not None:
             for site in runner.sites:
                 listener = getattr(site, "_server", None)  # stop accepting; open connections stay
@@ -178,6 +181,9 @@ class ModelServer:
             if not await self.rest.drain(SHUTDOWN_GRACE_S):
                 logger.warning("%d REST requests still running after %ds", self.rest.in_flight, SHUTDOWN_GRACE_S)
             await runner.cleanup()
+        if grpc_stopped is not None:
+            await grpc_stopped
+            self.grpc_server.inference_pool.shutdown(wait=True)
 
     async def _metrics_handler(self, request):
         from aiohttp import web
@@ -187,10 +193,8 @@ class ModelServer:
     def run(self) -> None:
         """Start, serve until a signal, drain in-flight requests, stop."""
         self.start()
-        asyncio.run(self._serve_rest())
+        asyncio.run(self._serve())
         self._stop.set()
-        if self.grpc_server is not None:
-            self.grpc_server.stop(grace=SHUTDOWN_GRACE_S).wait()
         if self.rest is not None:
             self.rest.close()
         if self.batcher is not None:

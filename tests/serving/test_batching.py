@@ -132,3 +132,42 @@ def test_options_from_proto_use_tf_serving_defaults_for_unset_fields():
     p.max_batch_size.value = 16
     o = BatchingOptions.from_proto(p)
     assert o.max_batch_size == 16 and o.batch_timeout_micros == 0 and o.max_enqueued_batches == 10
+
+
+def test_submitted_requests_from_one_thread_share_a_batch_and_resolve_to_their_own_rows():
+    # What an event loop does: queue several requests without a thread waiting on each, then await the futures.
+    servable = FakeServable()
+    scheduler = BatchScheduler(BatchingOptions(max_batch_size=8, batch_timeout_micros=200_000))
+    try:
+        futures_ = [scheduler.submit(servable, SIG, {"x": rows(i, n)}) for i, n in ((1, 1), (2, 3), (3, 2))]
+        results = [f.result(timeout=5) for f in futures_]
+    finally:
+        scheduler.stop()
+    assert servable.batches == [6]
+    for (i, n), out in zip(((1, 1), (2, 3), (3, 2)), results, strict=True):
+        np.testing.assert_array_equal(out["y"], rows(i, n) * 2)
+        assert out["n"].tolist() == [6] * n
+
+
+def test_submitted_request_gets_only_the_filtered_outputs_or_an_error_for_an_unknown_alias():
+    servable = FakeServable()
+    scheduler = BatchScheduler(BatchingOptions(max_batch_size=4, batch_timeout_micros=1000))
+    try:
+        only_y = scheduler.submit(servable, SIG, {"x": rows(1)}, ("y",)).result(timeout=5)
+        bad = scheduler.submit(servable, SIG, {"x": rows(2)}, ("nope",))
+        with pytest.raises(InvalidArgument, match="nope"):
+            bad.result(timeout=5)
+    finally:
+        scheduler.stop()
+    assert set(only_y) == {"y"}
+
+
+def test_a_queued_submission_cannot_be_cancelled_and_still_gets_its_answer():
+    servable = FakeServable()
+    scheduler = BatchScheduler(BatchingOptions(max_batch_size=4, batch_timeout_micros=50_000))
+    try:
+        future = scheduler.submit(servable, SIG, {"x": rows(5)})
+        assert not future.cancel()  # an event loop cancelling its await must not break the batch thread
+        np.testing.assert_array_equal(future.result(timeout=5)["y"], rows(5) * 2)
+    finally:
+        scheduler.stop()

@@ -38,7 +38,8 @@ def test_batching_config_parses_with_tf_serving_field_names():
     params = config_files.load_batching_parameters(ROOT / "serving" / "batching.config")
     assert params.max_batch_size.value == 32
     assert params.batch_timeout_micros.value > 0 and params.num_batch_threads.value >= 1
-    assert params.allowed_batch_sizes[-1] == params.max_batch_size.value
+    # No padding on CPU (see the comments in the file): any batch size up to max_batch_size runs as it is.
+    assert not params.allowed_batch_sizes and not params.pad_variable_length_inputs
 
 
 def test_monitoring_config_enables_prometheus_path():
