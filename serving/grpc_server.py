@@ -1,9 +1,9 @@
 """gRPC transport: PredictionService and ModelService from tensorflow-serving-api, translating protos ↔ core.
 
-The server is `grpc.aio`: requests are received and answered on the server's event loop (no thread per request
-waiting in the transport), and only the inference call itself runs on a worker thread, where it may also wait in
-the batch queue. Profiled at concurrency 1, the sync server's hand-off from its polling thread to a pool thread
-and back cost more than the whole aio round trip.
+The server is `grpc.aio` on the same event loop as REST: requests are parsed and answered there. Without batching
+the inference call runs on a worker thread; with batching a Predict is queued and its future awaited, so no thread
+is parked per request (measured at concurrency 32: the sync server with a waiting thread per request did
+387–455/s, this design 502–588/s on the same machine).
 """
 
 from __future__ import annotations

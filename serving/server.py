@@ -172,7 +172,9 @@ class ModelServer:
             logger.info("Exporting HTTP/REST API at:localhost:%d ...", self.options.rest_api_port)
         await stopped.wait()
         logger.info("shutting down: no new connections, finishing in-flight requests")
-        grpc_stopped = self.grpc_server.stop(SHUTDOWN_GRACE_S) if self.grpc_server is not None else None
+        # gRPC stops accepting at once and drains (up to the grace period) while REST drains too.
+        grpc_stopped = (asyncio.ensure_future(self.grpc_server.stop(SHUTDOWN_GRACE_S))
+                        if self.grpc_server is not None else None)
         if runner is not None:
             for site in runner.sites:
                 listener = getattr(site, "_server", None)  # stop accepting; open connections stay
@@ -183,7 +185,7 @@ class ModelServer:
             await runner.cleanup()
         if grpc_stopped is not None:
             await grpc_stopped
-            self.grpc_server.inference_pool.shutdown(wait=True)
+            await loop.run_in_executor(None, self.grpc_server.inference_pool.shutdown)
 
     async def _metrics_handler(self, request):
         from aiohttp import web

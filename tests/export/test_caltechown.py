@@ -154,3 +154,28 @@ def test_imagenet_export_structure_without_weights(tmp_path):
     sig = tf.saved_model.load(str(path)).signatures["serving_default"]
     out = sig(image_bytes=tf.constant([shared_file("samples/espresso_cup.jpg").read_bytes()]))
     assert out["probabilities"].shape == (1, 1000) and out["class_names"].shape == (1, 5)
+
+
+@pytest.mark.parametrize(("size", "grid"), [(48, 12), (64, 8), (96, 12)])
+def test_cifar_conv_base_copies_the_weights_and_pools_early_from_64_px(size, grid):
+    from export.cifar10_model import build_model
+    from export.transfer_model import cifar_conv_base, project_head
+
+    source = build_model()
+    base = cifar_conv_base(source, size)
+    assert base.output_shape == (None, grid, grid, 128)  # 64 px and up: one more 2x2 pool after conv1
+    for name in ("conv1", "conv4", "bn_conv2"):
+        for got, want in zip(base.get_layer(name).get_weights(), source.get_layer(name).get_weights(), strict=True):
+            np.testing.assert_array_equal(got, want)
+    pooled = project_head(base.output)
+    assert tuple(pooled.shape) == (None, 256)
+
+
+def test_learning_rate_schedule_is_constant_or_cosine_to_zero_over_the_phase():
+    from export.caltechown_export import learning_rate
+
+    assert learning_rate(1e-3, "constant", 5, 100) == 1e-3
+    cosine = learning_rate(1e-3, "cosine", 5, 100)
+    assert float(cosine(0)) == pytest.approx(1e-3)
+    assert float(cosine(250)) == pytest.approx(5e-4, rel=1e-3)
+    assert float(cosine(500)) == pytest.approx(0.0, abs=1e-9)

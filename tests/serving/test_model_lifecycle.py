@@ -5,6 +5,7 @@ import threading
 import time
 
 import grpc
+import numpy as np
 import pytest
 import requests
 from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
@@ -196,3 +197,24 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(server_kind, repo, tmp_
     assert results == [(200, {"outputs": [2.5, 3.0]})] * 3
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{server.rest}/v1/models/half_plus_two", timeout=5)
+
+
+def test_sigterm_answers_a_grpc_request_still_waiting_in_the_batch_queue(server_kind, repo, tmp_path):
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from serving.tensor_codec import from_numpy, to_numpy
+
+    batching = tmp_path / "batching.config"
+    batching.write_text("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 1500000 }\n")
+    server = start_server(server_kind, ["--model_name=half_plus_two", f"--model_base_path={repo}", "--enable_batching",
+                                        f"--batching_parameters_file={batching}"], tmp_path)
+    server.wait_available("half_plus_two")
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(server.grpc_target))
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "half_plus_two"
+    request.inputs["x"].CopyFrom(from_numpy(np.asarray([4.0], np.float32)))
+    pending = stub.Predict.future(request, timeout=30)
+    time.sleep(0.5)  # queued: the batch closes only after 1.5 s
+    code = server.stop()
+    assert code == 0
+    assert to_numpy(pending.result().outputs["y"], "y").tolist() == [4.0]
