@@ -56,7 +56,7 @@ class _Task:
     inputs: dict[str, np.ndarray]
     rows: int
     deadline: float | None
-    output_filter: tuple[str, ...] = ()
+    wanted: list[str] = field(default_factory=list)
     enqueued: float = field(default_factory=time.perf_counter)
     future: futures.Future = field(default_factory=futures.Future)
 
@@ -65,13 +65,7 @@ class _Task:
 
     def finish(self, outputs: dict[str, np.ndarray]) -> None:
         """Deliver this request's rows, only the outputs it asked for."""
-        wanted = self.output_filter or tuple(outputs)
-        missing = [o for o in wanted if o not in outputs]
-        if missing:
-            self.fail(InvalidArgument(f"output tensor alias not found in signature: {missing[0]} Outputs expected "
-                                      f"to be in the set {{{','.join(sorted(outputs))}}}."))
-        else:
-            self.future.set_result({k: outputs[k] for k in wanted})
+        self.future.set_result({k: outputs[k] for k in self.wanted})
 
 
 @dataclass
@@ -128,10 +122,10 @@ class BatchScheduler:
         if n > self.options.max_batch_size:
             raise InvalidArgument(f"Task size {n} is larger than maximum input batch size "
                                   f"{self.options.max_batch_size}")
-        from serving.servable import check_inputs
+        from serving.servable import check_inputs, check_output_filter
 
         check_inputs(signature, inputs)
-        task = _Task(inputs, n, deadline, tuple(output_filter))
+        task = _Task(inputs, n, deadline, check_output_filter(signature, output_filter))
         task.future.set_running_or_notify_cancel()  # queued work cannot be cancelled, only answered
         key = self._key(servable, signature, inputs)
         with self._cond:
@@ -218,7 +212,8 @@ class BatchScheduler:
                 inputs[name] = merged
             self._on_batch(rows, padded)
             run_started = time.perf_counter()
-            outputs = q.servable.execute(q.signature, inputs)  # each request was checked when it was queued
+            # Each request was checked when it was queued; run every output any of them wants.
+            outputs = q.servable.execute(q.signature, inputs)
             for _ in tasks:
                 self._on_runtime(q.servable.name, "predict", time.perf_counter() - run_started)
             for name, value in outputs.items():

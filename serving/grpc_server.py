@@ -198,14 +198,12 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-def build_grpc_server(core: InferenceCore, reload_config, port: int, max_workers: int,
+def build_grpc_server(core: InferenceCore, reload_config, port: int, pool: futures.Executor,
                       ssl_config=None, health: bool = True, metrics=None) -> grpc.aio.Server:
     """A grpc.aio server bound to `port` on all interfaces (call inside the event loop; start it with await).
 
-    `max_workers` threads run inference calls; they mostly wait (on TF or in the batch queue), so with batching
-    it caps how many requests can meet in one batch.
+    `pool` runs the inference calls that are not batched; the caller owns it and shuts it down.
     """
-    pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc")
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -216,15 +214,12 @@ def build_grpc_server(core: InferenceCore, reload_config, port: int, max_workers
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(core, pool, metrics), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core, reload_config), server)
-    server.inference_pool = pool
     if health:
         try:
             from grpc_health.v1 import health_pb2_grpc
             from grpc_health.v1._async import HealthServicer
 
-            servicer = HealthServicer()
-            health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
-            server.health_servicer = servicer
+            health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(), server)
         except ImportError:
             logger.info("grpcio-health-checking not installed: no gRPC health service")
     address = f"0.0.0.0:{port}"

@@ -91,14 +91,7 @@ class Servable:
     def run(self, signature: Signature, inputs: dict[str, np.ndarray], output_filter=()) -> dict[str, np.ndarray]:
         """Check inputs against the signature, run it, return the (filtered) outputs as numpy arrays."""
         check_inputs(signature, inputs)
-        wanted = list(output_filter) or list(signature.outputs)
-        for alias in wanted:
-            if alias not in signature.outputs:
-                raise InvalidArgument(
-                    f"output tensor alias not found in signature: {alias} Outputs expected to be in the set "
-                    f"{{{','.join(sorted(signature.outputs))}}}."
-                )
-        return self.execute(signature, inputs, wanted)
+        return self.execute(signature, inputs, check_output_filter(signature, output_filter))
 
     def execute(self, signature: Signature, inputs: dict[str, np.ndarray], wanted=None) -> dict[str, np.ndarray]:
         """Run already-checked inputs; `wanted` output aliases (all when None) as numpy arrays."""
@@ -149,6 +142,18 @@ def check_inputs(signature: Signature, inputs: dict[str, np.ndarray]) -> None:
         if spec.shape is not None and not _shape_fits(spec.shape, arr.shape):
             shape = [d if d >= 0 else None for d in spec.shape]
             raise InvalidArgument(f"input {alias!r} has shape {list(arr.shape)}, the signature expects {shape}")
+
+
+def check_output_filter(signature: Signature, output_filter=()) -> list[str]:
+    """The output aliases a request wants (all when the filter is empty); INVALID_ARGUMENT for an unknown one."""
+    wanted = list(output_filter) or list(signature.outputs)
+    for alias in wanted:
+        if alias not in signature.outputs:
+            raise InvalidArgument(
+                f"output tensor alias not found in signature: {alias} Outputs expected to be in the set "
+                f"{{{','.join(sorted(signature.outputs))}}}."
+            )
+    return wanted
 
 
 def _shape_fits(expected: tuple[int, ...], actual: tuple[int, ...]) -> bool:

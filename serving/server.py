@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 import time
+from concurrent import futures
 from pathlib import Path
 
 from serving import config_files
@@ -153,10 +154,12 @@ class ModelServer:
         stopped = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopped.set)
+        grpc_pool = None
         if self.options.port:
-            # Inference threads mostly wait (on the batch queue or TF); too few caps how many requests can merge.
-            workers = self.options.grpc_max_threads or DEFAULT_IO_THREADS
-            self.grpc_server = build_grpc_server(self.core, self.reload_config, self.options.port, workers,
+            # Threads for unbatched gRPC inference; they mostly wait on TF.
+            grpc_pool = futures.ThreadPoolExecutor(self.options.grpc_max_threads or DEFAULT_IO_THREADS,
+                                                   thread_name_prefix="grpc")
+            self.grpc_server = build_grpc_server(self.core, self.reload_config, self.options.port, grpc_pool,
                                                  self._ssl, metrics=self.metrics)
             await self.grpc_server.start()
             logger.info("Running gRPC ModelServer at 0.0.0.0:%d ...", self.options.port)
@@ -185,7 +188,7 @@ class ModelServer:
             await runner.cleanup()
         if grpc_stopped is not None:
             await grpc_stopped
-            await loop.run_in_executor(None, self.grpc_server.inference_pool.shutdown)
+            await loop.run_in_executor(None, grpc_pool.shutdown)
 
     async def _metrics_handler(self, request):
         from aiohttp import web
