@@ -3,11 +3,12 @@
     python -m clients.bench --grpc localhost:8500 --rest http://localhost:8501 --model cifar10 \\
         --saved-model models/cifar10/1 --image test.jpg --protocol grpc --mode bytes --concurrency 1,2,4,8
 
-Per step: throughput, avg/p50/p90/p95/p99 latency, client send/receive time and, when the server exposes
-Prometheus metrics, the server-side split (queue / compute / other). Each step warms up, then repeats measurement
-windows until throughput and p50 are stable within ±10 % over 3 windows (or --max-windows). The in-process
-baseline (the SavedModel signature called directly, same input) runs in the same process and every result is
-printed as a ratio to it. Loopback targets only.
+Per step: throughput, avg/p50/p90/p95/p99 latency, client send/receive time (every request is the same and is
+encoded once; `send` is writing it, which a gRPC call does not expose, `recv` is decoding the reply) and, when the
+server exposes Prometheus metrics, the server-side split (queue / compute / other). Each step warms up, then repeats
+measurement windows until throughput and p50 are stable within ±10 % over 3 windows (or --max-windows). The
+in-process baseline (the SavedModel signature called directly, same input) runs in the same process and every result
+is printed as a ratio to it. Loopback targets only.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import orjson
 from clients.load import LoadRunner, RequestFn, Window, stable, summarize
 from clients.prometheus import ServerSplit
 
+PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
 PERF_ANALYZER_COLUMNS = [
     "Concurrency", "Inferences/Second", "Client Send", "Network+Server Send/Recv", "Server Queue",
     "Server Compute Input", "Server Compute Infer", "Server Compute Output", "Client Recv", "p50 latency",
@@ -80,33 +82,16 @@ def make_request_factory(cfg: BenchConfig, image: bytes, pixels: np.ndarray):
     """A factory of per-worker request functions for the chosen protocol and mode."""
     signature, alias = ("serving_default", "image_bytes") if cfg.mode == "bytes" else ("predict_pixels", "pixels")
     if cfg.protocol == "grpc":
-        import grpc
-        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-        from clients.grpc_client import _array, _tensor
-
-        channel = grpc.insecure_channel(cfg.grpc, options=[("grpc.max_receive_message_length", 2**31 - 1)])
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-
-        def factory() -> RequestFn:
-            def call():
-                t0 = time.perf_counter()
-                req = predict_pb2.PredictRequest()
-                req.model_spec.name, req.model_spec.signature_name = cfg.model, signature
-                req.inputs[alias].CopyFrom(_tensor([image] if cfg.mode == "bytes" else pixels))
-                t1 = time.perf_counter()
-                resp = stub.Predict(req, timeout=30)
-                t2 = time.perf_counter()
-                _array(resp.outputs["probabilities"])
-                return t1 - t0, t2 - t1, time.perf_counter() - t2
-            return call
-        return factory
+        return grpc_request_factory(cfg.grpc, predict_payload(cfg.model, signature, alias,
+                                                              [image] if cfg.mode == "bytes" else pixels))
 
     import http.client
 
     target = urlparse(cfg.rest)
     path = f"{target.path.rstrip('/')}/v1/models/{cfg.model}:predict"
     headers = {"Content-Type": "application/json"}
+    value = [{"b64": base64.b64encode(image).decode()}] if cfg.mode == "bytes" else pixels
+    body = orjson.dumps({"signature_name": signature, "instances": value}, option=orjson.OPT_SERIALIZE_NUMPY)
 
     def factory() -> RequestFn:
         # One keep-alive connection per worker with the standard library's HTTP client, as a load generator should
@@ -115,11 +100,9 @@ def make_request_factory(cfg: BenchConfig, image: bytes, pixels: np.ndarray):
 
         def call():
             t0 = time.perf_counter()
-            value = [{"b64": base64.b64encode(image).decode()}] if cfg.mode == "bytes" else pixels
-            body = orjson.dumps({"signature_name": signature, "instances": value}, option=orjson.OPT_SERIALIZE_NUMPY)
-            t1 = time.perf_counter()
             try:
                 conn.request("POST", path, body=body, headers=headers)
+                t1 = time.perf_counter()
                 r = conn.getresponse()
                 content = r.read()
             except (OSError, http.client.HTTPException):
@@ -130,6 +113,42 @@ def make_request_factory(cfg: BenchConfig, image: bytes, pixels: np.ndarray):
                 raise RuntimeError(content.decode(errors="replace"))
             orjson.loads(content)
             return t1 - t0, t2 - t1, time.perf_counter() - t2
+        return call
+    return factory
+
+
+def predict_payload(model: str, signature: str, alias: str, value) -> bytes:
+    """One serialized PredictRequest. Every request of a run is the same, so it is encoded once (as perf_analyzer
+    prepares its input data once, and as the in-process baseline reuses its input tensor): the generator's own CPU
+    shares the server's cores."""
+    from tensorflow_serving.apis import predict_pb2
+
+    from clients.grpc_client import _tensor
+
+    req = predict_pb2.PredictRequest()
+    req.model_spec.name, req.model_spec.signature_name = model, signature
+    req.inputs[alias].CopyFrom(_tensor(value))
+    return req.SerializeToString()
+
+
+def grpc_request_factory(target: str, payload: bytes, output: str = "probabilities"):
+    """Per-worker request functions that send `payload` to Predict over one shared channel and decode `output`."""
+    import grpc
+    from tensorflow_serving.apis import predict_pb2
+
+    from clients.grpc_client import _array
+
+    channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 2**31 - 1)])
+    predict = channel.unary_unary(PREDICT_METHOD, request_serializer=None,
+                                  response_deserializer=predict_pb2.PredictResponse.FromString)
+
+    def factory() -> RequestFn:
+        def call():
+            t1 = time.perf_counter()
+            resp = predict(payload, timeout=30)
+            t2 = time.perf_counter()
+            _array(resp.outputs[output])
+            return 0.0, t2 - t1, time.perf_counter() - t2
         return call
     return factory
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow.core.framework import tensor_pb2, types_pb2
 
 from serving.errors import InvalidArgument
 
@@ -55,7 +57,7 @@ def to_numpy(proto: tensor_pb2.TensorProto, name: str = "") -> np.ndarray:
     shape = tuple(d.size for d in proto.tensor_shape.dim)
     if any(s < 0 for s in shape):
         raise InvalidArgument(f"input {name!r}: negative dimension in shape {list(shape)}")
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(shape)  # exact Python ints (np.prod costs ~20 µs per request here)
     if proto.tensor_content and proto.dtype != types_pb2.DT_STRING:
         if len(proto.tensor_content) != count * dtype.itemsize:
             raise InvalidArgument(
@@ -83,11 +85,10 @@ def to_numpy(proto: tensor_pb2.TensorProto, name: str = "") -> np.ndarray:
 def from_numpy(array: np.ndarray) -> tensor_pb2.TensorProto:
     """Encode a numpy array (numeric via tensor_content; strings as string_val)."""
     array = np.asarray(array)
-    proto = tensor_pb2.TensorProto(
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in array.shape]
-        )
-    )
+    proto = tensor_pb2.TensorProto()
+    dims = proto.tensor_shape.dim
+    for s in array.shape:
+        dims.add().size = s
     if array.dtype == object or array.dtype.kind in ("S", "U"):
         proto.dtype = types_pb2.DT_STRING
         proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode() for v in array.reshape(-1))
