@@ -7,8 +7,9 @@ Per step: throughput, avg/p50/p90/p95/p99 latency, client send/receive time (eve
 encoded once; `send` is writing it, which a gRPC call does not expose, `recv` is decoding the reply) and, when the
 server exposes Prometheus metrics, the server-side split (queue / compute / other). Each step warms up, then repeats
 measurement windows until throughput and p50 are stable within ±10 % over 3 windows (or --max-windows). The
-in-process baseline (the SavedModel signature called directly, same input) runs in the same process and every result
-is printed as a ratio to it. Loopback targets only.
+in-process baseline (the SavedModel signature called directly, same input) runs in the same process just before and
+just after every step, and each step is printed as a ratio to the mean of its two brackets, with their disagreement
+(`drift`). Loopback targets only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import random
 import socket
 import sys
 import time
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,8 +155,9 @@ def grpc_request_factory(target: str, payload: bytes, output: str = "probabiliti
     return factory
 
 
-def in_process_baseline(cfg: BenchConfig, image: bytes, pixels: np.ndarray) -> dict:
-    """The SavedModel signature called directly: single-input latency and batch-32 throughput."""
+def in_process_baseline(cfg: BenchConfig, image: bytes, pixels: np.ndarray) -> Callable[[], dict]:
+    """Load the SavedModel once; the returned function measures its signature called directly (single-input latency
+    and batch-32 throughput) each time it is called."""
     import tensorflow as tf
 
     sigs = tf.saved_model.load(str(cfg.saved_model)).signatures
@@ -174,16 +177,26 @@ def in_process_baseline(cfg: BenchConfig, image: bytes, pixels: np.ndarray) -> d
             lat.append(time.perf_counter() - t)
         return np.asarray(lat)
 
-    timed(one, cfg.warmup_s)
-    single = timed(one, cfg.window_s * 2)
-    timed(batch, min(cfg.warmup_s, 1.0))
-    batched = timed(batch, cfg.window_s * 2)
-    return {
-        "p50_us": float(np.percentile(single, 50) * 1e6),
-        "avg_us": float(single.mean() * 1e6),
-        "throughput": float(1 / single.mean()),
-        "batch32_throughput": float(32 / batched.mean()),
-    }
+    def measure() -> dict:
+        timed(one, cfg.warmup_s)
+        single = timed(one, cfg.window_s * 2)
+        timed(batch, min(cfg.warmup_s, 1.0))
+        batched = timed(batch, cfg.window_s * 2)
+        return {
+            "p50_us": float(np.percentile(single, 50) * 1e6),
+            "avg_us": float(single.mean() * 1e6),
+            "throughput": float(1 / single.mean()),
+            "batch32_throughput": float(32 / batched.mean()),
+        }
+    return measure
+
+
+def bracket(before: dict, after: dict) -> dict:
+    """The baseline for a step measured just before and just after it: the mean of each figure, and `drift`, how far
+    the two disagree (relative), so a machine whose speed moved during the step is visible in the ratios."""
+    out = {k: (before[k] + after[k]) / 2 for k in ("p50_us", "avg_us", "throughput", "batch32_throughput")}
+    out["drift"] = max(abs(before[k] - after[k]) / out[k] for k in ("p50_us", "batch32_throughput"))
+    return out
 
 
 def request_bytes_report(image: bytes) -> dict:
@@ -255,7 +268,9 @@ def run(cfg: BenchConfig) -> dict:
     size = client.model_info().input_size()
     client.close()
     pixels = pixels_for(image, size)
-    baseline = in_process_baseline(cfg, image, pixels)
+    measure_baseline = in_process_baseline(cfg, image, pixels)
+    before = measure_baseline()
+    measured = [before]
     factory = make_request_factory(cfg, image, pixels)
     runner = LoadRunner(factory)
     deadline = time.perf_counter() + cfg.max_seconds
@@ -271,8 +286,11 @@ def run(cfg: BenchConfig) -> dict:
         summary, used = run_step(runner, factory, cfg, deadline, concurrency=value if kind == "concurrency" else None,
                                  rate=value if kind == "rate" else None, pool=pool)
         summary.update(split.finish())
-        summary.update({"concurrency": value if kind == "concurrency" else 0, "request_rate": value if kind == "rate"
-                        else None, "windows": used,
+        after = measure_baseline()  # bracketing each step: the machine's speed drifts by ±20 % over minutes here
+        measured.append(after)
+        baseline, before = bracket(before, after), after
+        summary.update({"baseline": baseline, "concurrency": value if kind == "concurrency" else 0,
+                        "request_rate": value if kind == "rate" else None, "windows": used,
                         "p50_ratio": summary["p50_us"] / baseline["p50_us"],
                         "throughput_ratio": summary["throughput"] / baseline["throughput"],
                         "throughput_ratio_batch32": summary["throughput"] / baseline["batch32_throughput"]})
@@ -281,7 +299,8 @@ def run(cfg: BenchConfig) -> dict:
     if pool:
         pool.shutdown()
     report = {"protocol": cfg.protocol, "mode": cfg.mode, "model": cfg.model, "input_size": list(size),
-              "baseline": baseline, "steps": steps, "request_bytes": request_bytes_report(image)}
+              "baseline": {k: float(np.mean([m[k] for m in measured])) for k in measured[0]},
+              "baseline_measurements": measured, "steps": steps, "request_bytes": request_bytes_report(image)}
     if cfg.csv_path:
         with open(cfg.csv_path, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=PERF_ANALYZER_COLUMNS)
@@ -301,11 +320,12 @@ def format_step(s: dict) -> str:
             f"{s['p90_us'] / 1000:>7.2f} {s['p95_us'] / 1000:>7.2f} {s['p99_us'] / 1000:>7.2f} "
             f"{us(s['client_send_us']):>6} {us(s['client_recv_us']):>6} {us(s['queue_us']):>6} "
             f"{us(s['compute_us']):>7} {us(s['other_us']):>6} {s['p50_ratio']:>6.2f}x {s['throughput_ratio']:>6.2f}x "
-            f"{s['errors']:>4}")
+            f"{s['throughput_ratio_batch32']:>6.2f}x {s['baseline']['drift'] * 100:>5.0f}% {s['errors']:>4}")
 
 
 HEADER = (f"{'load':>8} {'infer/s':>9} {'avg ms':>7} {'p50':>7} {'p90':>7} {'p95':>7} {'p99':>7} {'send':>6} "
-          f"{'recv':>6} {'queue':>6} {'compute':>7} {'other':>6} {'p50/ip':>7} {'tput/ip':>7} {'err':>4}")
+          f"{'recv':>6} {'queue':>6} {'compute':>7} {'other':>6} {'p50/ip':>7} {'tput/ip':>7} {'b32/ip':>7} "
+          f"{'drift':>6} {'err':>4}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -338,8 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     print(HEADER, flush=True)
     report = run(cfg)
     b = report["baseline"]
-    print(f"in-process baseline: p50 {b['p50_us'] / 1000:.2f} ms, {b['throughput']:.1f}/s single, "
-          f"{b['batch32_throughput']:.1f}/s batch 32")
+    print(f"in-process baseline (mean of {len(report['baseline_measurements'])} measurements, before and after each "
+          f"step): p50 {b['p50_us'] / 1000:.2f} ms, {b['throughput']:.1f}/s single, {b['batch32_throughput']:.1f}/s "
+          "batch 32; ip = the baseline bracketing each step, b32 = its batch-32 throughput, drift = how much the "
+          "two brackets disagree")
     for side, r in report["request_bytes"].items():
         print(f"request bytes per image at {side}: b64 JPEG {r['b64_jpeg_json']:,}, JSON pixels {r['pixels_json']:,}"
               f" ({r['ratio']}x)")

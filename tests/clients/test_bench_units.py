@@ -1,6 +1,6 @@
 import pytest
 
-from clients.bench import PERF_ANALYZER_COLUMNS, check_loopback, csv_row
+from clients.bench import PERF_ANALYZER_COLUMNS, bracket, check_loopback, csv_row
 from clients.load import Sample, Window, stable, summarize
 from clients.prometheus import parse
 
@@ -43,3 +43,12 @@ def test_only_loopback_targets():
     check_loopback("http://localhost:8501")
     with pytest.raises(SystemExit, match="only loopback"):
         check_loopback("http://192.0.2.10:8501")
+
+
+def test_bracketing_baseline_averages_and_reports_drift():
+    before = {"p50_us": 4000.0, "avg_us": 4100.0, "throughput": 240.0, "batch32_throughput": 1000.0}
+    after = {"p50_us": 5000.0, "avg_us": 5100.0, "throughput": 200.0, "batch32_throughput": 1100.0}
+    b = bracket(before, after)
+    assert b["p50_us"] == 4500 and b["batch32_throughput"] == 1050 and b["throughput"] == 220
+    assert b["drift"] == pytest.approx(1000 / 4500)  # the larger of the p50 and batch-32 disagreements
+    assert bracket(before, before)["drift"] == 0

@@ -125,6 +125,8 @@ def test_bench_short_bounded_run_reports_every_column(server, exported_cifar10, 
                     "client_recv_us", "p50_ratio", "throughput_ratio"):
             assert step[key] > 0, key
         assert step["errors"] == 0
+        assert step["baseline"]["drift"] >= 0 and step["throughput_ratio_batch32"] > 0
+    assert len(report["baseline_measurements"]) == 3  # before step 1, between the steps, after step 2
     assert report["baseline"]["batch32_throughput"] > 0
     assert report["request_bytes"]["224x224"]["pixels_json"] > report["request_bytes"]["224x224"]["b64_jpeg_json"]
     import csv
