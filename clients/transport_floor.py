@@ -77,7 +77,7 @@ def process_cpu_s(pid: int) -> float:
 
 def measure(cfg: FloorConfig, target: str, server_pid: int) -> list[dict]:
     """Each concurrency: warm up, then one window with both processes' CPU read around it."""
-    from clients.bench import grpc_request_factory, predict_payload
+    from clients.bench_requests import grpc_request_factory, predict_payload
     from clients.load import LoadRunner, summarize
 
     payload = predict_payload("floor", "serving_default", "image_bytes", [cfg.image.read_bytes()])
