@@ -122,7 +122,7 @@ def stage_gate_publish(trained: TrainedModel, test: LabeledImages, settings: Pub
         # The Keras model too, so later exports can start from it (python -m export caltechown --backbone-from).
         trained.model.save(extra / "keras_model.keras")
         metadata = build_metadata(trained, settings)
-        gate = run_gate(staged, trained.model, encoded, trained.input_size,
+        gate = run_gate(staged, settings.name, trained.model, encoded, trained.input_size,
                         trained.metrics["test_accuracy"], previous, settings.policy)
         metadata["gate"] = gate.to_json()
         (staged / METADATA_PATH).write_text(json.dumps(metadata, indent=2) + "\n")
@@ -134,6 +134,7 @@ def stage_gate_publish(trained: TrainedModel, test: LabeledImages, settings: Pub
             "metrics": {"test_accuracy": trained.metrics["test_accuracy"],
                         "test_images": trained.metrics["test_images"]},
             "gate": gate.to_json(),
+            "infra_validation": gate.checks.get("infra_validation"),
         }
         if not gate.passed:
             raise GateFailed(summary)

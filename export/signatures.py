@@ -8,7 +8,6 @@ Signatures (input → outputs):
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import keras
@@ -17,14 +16,14 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from export.preprocessing import decode_batch
 
-SERVING_DEFAULT = "serving_default"
+SERVING_DEFAULT = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 PREDICT_PIXELS = "predict_pixels"
 CLASSIFY = "classify"
 SIGNATURE_NAMES = (SERVING_DEFAULT, PREDICT_PIXELS, CLASSIFY)
 IMAGE_FEATURE = "image/encoded"
 LABELS_FILENAME = "labels.txt"
 MAX_TOP_K = 5
-CLASSIFY_METHOD = "tensorflow/serving/classify"
+CLASSIFY_METHOD = tf.saved_model.CLASSIFY_METHOD_NAME
 
 
 def top_k_for(num_classes: int) -> int:
@@ -32,74 +31,62 @@ def top_k_for(num_classes: int) -> int:
     return min(MAX_TOP_K, num_classes)
 
 
-class ServingModule(tf.Module):
-    """Wraps a Keras model taking float32 0..255 pixels with the project's three signatures."""
+def serving_endpoints(model: keras.Model, class_names: list[str], input_size: tuple[int, int]) -> dict:
+    """The contract's three endpoint functions around `model` (float32 0..255 pixels in), with input specs.
 
-    def __init__(self, model: keras.Model, class_names: list[str], input_size: tuple[int, int], labels_file: Path):
-        super().__init__(name="serving")
-        self.model = model
-        # Random (augmentation) layers keep seed-generator state variables that the traced graph captures even
-        # though they are inactive at inference; track them so the SavedModel can serialize the capture.
-        self.seed_states = [
-            generator.state for layer in model._flatten_layers()
-            for generator in getattr(layer, "_seed_generators", [])
-        ]
-        self.input_size = tuple(input_size)
-        self.class_names_table = tf.constant(list(class_names), dtype=tf.string)
-        self.labels = tf.saved_model.Asset(str(labels_file))
-        self.k = top_k_for(len(class_names))
-        height, width = self.input_size
-        self.serve_bytes = tf.function(
-            self._serve_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")], autograph=False
-        )
-        self.serve_pixels = tf.function(
-            self._serve_pixels, autograph=False,
-            input_signature=[tf.TensorSpec([None, height, width, 3], tf.float32, name="pixels")],
-        )
-        self.serve_classify = tf.function(
-            self._serve_classify, input_signature=[tf.TensorSpec([None], tf.string, name="inputs")], autograph=False
-        )
+    Each maps signature key → (function, [TensorSpec]); the TensorSpec names are the signature input aliases and
+    the returned dict keys the output aliases. Traced without autograph: no Python control flow, no source files.
+    """
+    k = top_k_for(len(class_names))
+    height, width = input_size
 
-    def _predict(self, pixels: tf.Tensor) -> dict[str, tf.Tensor]:
-        probabilities = self.model(pixels, training=False)
-        scores, ids = tf.math.top_k(probabilities, k=self.k)
+    def predict(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
+        probabilities = model(pixels, training=False)
+        scores, ids = tf.math.top_k(probabilities, k=k)
+        names = tf.constant(list(class_names), dtype=tf.string)  # the label list, embedded in the graph
         return {
             "probabilities": probabilities,
             "scores": scores,
             "class_ids": tf.cast(ids, tf.int64),
-            "class_names": tf.gather(self.class_names_table, ids),
+            "class_names": tf.gather(names, ids),
         }
 
-    def _serve_bytes(self, image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self._predict(decode_batch(image_bytes, self.input_size))
+    def serve_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        return predict(decode_batch(image_bytes, input_size))
 
-    def _serve_pixels(self, pixels: tf.Tensor) -> dict[str, tf.Tensor]:
-        return self._predict(pixels)
+    def serve_pixels(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
+        return predict(pixels)
 
-    def _serve_classify(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+    def serve_classify(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         features = tf.io.parse_example(inputs, {IMAGE_FEATURE: tf.io.FixedLenFeature([], tf.string)})
-        out = self._predict(decode_batch(features[IMAGE_FEATURE], self.input_size))
+        out = predict(decode_batch(features[IMAGE_FEATURE], input_size))
         return {"classes": out["class_names"], "scores": out["scores"]}
 
-    def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
-        """The concrete functions to save under their signature keys."""
-        return {
-            SERVING_DEFAULT: self.serve_bytes.get_concrete_function(),
-            PREDICT_PIXELS: self.serve_pixels.get_concrete_function(),
-            CLASSIFY: self.serve_classify.get_concrete_function(),
-        }
+    return {
+        SERVING_DEFAULT: (serve_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")]),
+        PREDICT_PIXELS: (serve_pixels, [tf.TensorSpec([None, height, width, 3], tf.float32, name="pixels")]),
+        CLASSIFY: (serve_classify, [tf.TensorSpec([None], tf.string, name="inputs")]),
+    }
 
 
 def write_saved_model(
     model: keras.Model, class_names: list[str], input_size: tuple[int, int], directory: Path
 ) -> None:
-    """Save `model` with the serving contract into `directory` (labels asset included)."""
+    """Save `model` with the serving contract into `directory` (labels asset included).
+
+    Written with Keras's ExportArchive, which saves the backing `tf.Variable`s that the traced graph reads, so the
+    SavedModel runs in TF Serving's graph-mode loader (a hand-made `tf.Module` that tracks the Keras wrappers saves
+    copies the graph never reads: "Could not find variable … uninitialized" there).
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=directory, prefix=".labels-") as tmp:
-        labels_file = Path(tmp) / LABELS_FILENAME
-        labels_file.write_text("".join(f"{n}\n" for n in class_names))
-        module = ServingModule(model, class_names, input_size, labels_file)
-        tf.saved_model.save(module, str(directory), signatures=module.signatures())
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for key, (fn, spec) in serving_endpoints(model, class_names, input_size).items():
+        archive.add_endpoint(key, fn, input_signature=spec)
+    archive.write_out(str(directory), verbose=False)
+    assets = directory / tf.saved_model.ASSETS_DIRECTORY
+    assets.mkdir(exist_ok=True)
+    (assets / LABELS_FILENAME).write_text("".join(f"{n}\n" for n in class_names))
     _mark_classify_method(directory)
 
 

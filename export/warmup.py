@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+from tensorflow_serving.apis import classification_pb2, model_pb2, predict_pb2, prediction_log_pb2
 
-from export.signatures import PREDICT_PIXELS, SERVING_DEFAULT
+from export.signatures import CLASSIFY, PREDICT_PIXELS, SERVING_DEFAULT, example_for
 
 WARMUP_FILENAME = "tf_serving_warmup_requests"
 MAX_RECORDS = 1000  # TF Serving refuses warmup files with more records than this.
@@ -19,7 +19,8 @@ MAX_PIXEL_PAYLOAD = 4 * 1024 * 1024
 def warmup_requests(
     model_name: str, encoded: list[bytes], pixels: np.ndarray
 ) -> list[prediction_log_pb2.PredictionLog]:
-    """Predict requests for both predict signatures at several batch sizes, from real validation images."""
+    """Predict requests for both predict signatures at several batch sizes and Classify requests for `classify`,
+    from real validation images."""
     logs = []
     per_image_pixel_bytes = int(np.prod(pixels.shape[1:])) * 4
     for batch in BATCH_SIZES:
@@ -36,17 +37,37 @@ def warmup_requests(
                     continue
                 request.inputs["pixels"].CopyFrom(tf.make_tensor_proto(pixels[:batch].astype(np.float32)))
             logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
+        logs.append(classify_log(model_name, encoded[:batch]))
     return logs[:MAX_RECORDS]
 
 
-def write_warmup_file(directory: Path, logs: list[prediction_log_pb2.PredictionLog]) -> Path:
-    """Write records to `directory/assets.extra/tf_serving_warmup_requests`."""
-    path = directory / "assets.extra" / WARMUP_FILENAME
+def classify_request(model_name: str, encoded: list[bytes]) -> classification_pb2.ClassificationRequest:
+    """A Classify request for the `classify` signature: one tf.Example per encoded image."""
+    request = classification_pb2.ClassificationRequest(
+        model_spec=model_pb2.ModelSpec(name=model_name, signature_name=CLASSIFY))
+    for data in encoded:
+        request.input.example_list.examples.add().ParseFromString(example_for(data))
+    return request
+
+
+def classify_log(model_name: str, encoded: list[bytes]) -> prediction_log_pb2.PredictionLog:
+    """A warmup record holding a Classify request."""
+    return prediction_log_pb2.PredictionLog(
+        classify_log=prediction_log_pb2.ClassifyLog(request=classify_request(model_name, encoded)))
+
+
+def write_records(path: Path, logs: list[prediction_log_pb2.PredictionLog]) -> Path:
+    """PredictionLog records as a TFRecord file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
         for log in logs:
             writer.write(log.SerializeToString())
     return path
+
+
+def write_warmup_file(directory: Path, logs: list[prediction_log_pb2.PredictionLog]) -> Path:
+    """Write records to `directory/assets.extra/tf_serving_warmup_requests`."""
+    return write_records(directory / "assets.extra" / WARMUP_FILENAME, logs)
 
 
 def read_warmup_file(path: Path) -> list[prediction_log_pb2.PredictionLog]:

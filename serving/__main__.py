@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     except ServingError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return 1
-    except OSError as e:
+    except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

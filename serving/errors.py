@@ -86,12 +86,21 @@ class Internal(ServingError):
     code = "INTERNAL"
 
 
+class DataLoss(ServingError):
+    code = "DATA_LOSS"
+
+
 def error_for_code(code: str | int, message: str) -> ServingError:
-    """The ServingError for a canonical code name or tensorflow.error.Code number (INTERNAL if unknown)."""
+    """The ServingError for a canonical code name or tensorflow.error.Code number (the code kept even where no
+    subclass exists, e.g. OUT_OF_RANGE; UNKNOWN for a number outside the canonical set)."""
     if isinstance(code, int):
         code = next((name for name, n in ERROR_CODE_NUMBER.items() if n == code), "UNKNOWN")
     classes = {cls.code: cls for cls in ServingError.__subclasses__()}
-    return classes.get(code, Internal)(message)
+    if code in classes:
+        return classes[code](message)
+    err = ServingError(message)
+    err.code = code if code in HTTP_STATUS else "UNKNOWN"
+    return err
 
 
 def as_serving_error(exc: BaseException) -> ServingError:

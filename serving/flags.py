@@ -54,6 +54,10 @@ class ServerOptions:
     enable_signature_method_name_check: bool = False
     version: bool = False
 
+    def saved_model_tag_set(self) -> tuple[str, ...]:
+        """--saved_model_tags split on commas, as server.cc does."""
+        return tuple(self.saved_model_tags.split(","))
+
 
 _HELP = {
     "port": "TCP port for gRPC (PredictionService, ModelService); 0 disables",

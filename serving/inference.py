@@ -12,13 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving.errors import InvalidArgument
+from serving import example_signatures
+from serving.errors import Internal, InvalidArgument, Unimplemented
+from serving.example_signatures import CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD
 from serving.model_manager import ModelManager, VersionStatus
-from serving.servable import Servable, Signature
-
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
-PREDICT_METHOD = "tensorflow/serving/predict"
+from serving.servable import DEFAULT_SIGNATURE, Servable, Signature
 
 
 @dataclass(frozen=True)
@@ -51,8 +49,10 @@ def direct_runner(servable: Servable, signature: Signature, inputs, output_filte
 class InferenceCore:
     """Resolves model references through the manager and runs signatures through `runner` (maybe batched)."""
 
-    def __init__(self, manager: ModelManager, runner: Runner = direct_runner, on_runtime=None):
+    def __init__(self, manager: ModelManager, runner: Runner = direct_runner, on_runtime=None,
+                 method_name_check: bool = False):
         self.manager = manager
+        self.method_name_check = method_name_check  # --enable_signature_method_name_check
         self.runner = runner
         self._on_runtime = on_runtime  # (model_name, api, seconds), for the runtime latency metric
 
@@ -84,7 +84,7 @@ class InferenceCore:
         runs on `executor`. For transports on an event loop.
         """
         servable = self.resolve(ref)
-        signature = servable.signature(ref.signature_name)
+        signature = self.predict_signature(servable, ref.signature_name)
         submit = getattr(self.runner, "submit", None)
         if submit is None:
             if executor is None:
@@ -103,55 +103,40 @@ class InferenceCore:
         submit(servable, signature, inputs, tuple(output_filter), deadline).add_done_callback(deliver)
         return outer
 
+    def predict_signature(self, servable: Servable, signature_name: str) -> Signature:
+        """The Predict signature (FAILED_PRECONDITION if absent); with the method-name check, only predict,
+        classify and regress signatures qualify (VerifySignature, which answers INTERNAL)."""
+        signature = servable.signature(signature_name)
+        if self.method_name_check and signature.method_name not in (PREDICT_METHOD, CLASSIFY_METHOD, REGRESS_METHOD):
+            raise Internal(f"Expected prediction signature method_name to be one of {{{PREDICT_METHOD}, "
+                           f"{CLASSIFY_METHOD}, {REGRESS_METHOD}}}. Was: {signature.method_name}")
+        return signature
+
     def predict_on(self, servable: Servable, signature_name: str, inputs, output_filter=(), deadline=None) -> Result:
         """Predict on an already resolved servable (used by warmup too)."""
-        signature = servable.signature(signature_name)
+        signature = self.predict_signature(servable, signature_name)
         outputs = self._run(servable, signature, inputs, tuple(output_filter), deadline, "predict")
         return Result(servable, signature, outputs)
 
-    def _run_examples(self, servable: Servable, signature_name: str, examples: list[bytes], api: str) -> tuple:
-        signature = servable.signature(signature_name)
-        if len(signature.inputs) != 1:
-            raise InvalidArgument(f"Expected one input Tensor, signature {signature.name!r} has "
-                                  f"{len(signature.inputs)}")
-        (alias, spec), = signature.inputs.items()
-        if spec.np_dtype.kind != "O":
-            raise InvalidArgument(f"signature {signature.name!r} input {alias!r} must be a string tensor of "
-                                  f"serialized tf.Examples")
-        if not examples:
-            raise InvalidArgument("Input is empty: no examples given")
-        batch = np.empty(len(examples), dtype=object)
-        batch[:] = examples
-        return signature, self._run(servable, signature, {alias: batch}, (), None, api)
+    def _run_examples(self, servable: Servable, signature: Signature, wanted: list[str], examples: list[bytes],
+                      api: str) -> dict[str, np.ndarray]:
+        batch = example_signatures.examples_tensor(examples)
+        alias = next(iter(signature.inputs))
+        return self._run(servable, signature, {alias: batch}, tuple(wanted), None, api)
 
     def classify_on(self, servable: Servable, signature_name: str, examples: list[bytes]) -> Result:
-        """Classify serialized examples: per example a list of (label, score)."""
-        signature, out = self._run_examples(servable, signature_name, examples, "classify")
-        classes, scores = out.get("classes"), out.get("scores")
-        if classes is None and scores is None:
-            raise InvalidArgument(f"signature {signature.name!r} has neither 'classes' nor 'scores' outputs")
-        n = len(examples)
-        results = []
-        for i in range(n):
-            row_c = classes[i].reshape(-1) if classes is not None else None
-            row_s = scores[i].reshape(-1) if scores is not None else None
-            k = len(row_c) if row_c is not None else len(row_s)
-            results.append([
-                ((row_c[j].decode() if isinstance(row_c[j], bytes) else str(row_c[j])) if row_c is not None else "",
-                 float(row_s[j]) if row_s is not None else 0.0)
-                for j in range(k)
-            ])
-        return Result(servable, signature, results)
+        """Classify serialized examples (RunClassify): per example a list of (label, score)."""
+        signature = example_signatures.lookup(servable, signature_name, "No signature was found with the name: ")
+        wanted = example_signatures.check_classification(servable, signature, self.method_name_check)
+        out = self._run_examples(servable, signature, wanted, examples, "classify")
+        return Result(servable, signature, example_signatures.classification_results(out, len(examples)))
 
     def regress_on(self, servable: Servable, signature_name: str, examples: list[bytes]) -> Result:
-        """Regress serialized examples: one float per example."""
-        signature, out = self._run_examples(servable, signature_name, examples, "regress")
-        if "outputs" not in out:
-            raise InvalidArgument(f"signature {signature.name!r} has no 'outputs' output for Regress")
-        values = np.asarray(out["outputs"]).reshape(len(examples), -1)
-        if values.shape[1] != 1:
-            raise InvalidArgument(f"Regress expects one value per example, got shape {list(values.shape)}")
-        return Result(servable, signature, [float(v) for v in values[:, 0]])
+        """Regress serialized examples (RunRegress): one float per example."""
+        signature = example_signatures.lookup(servable, signature_name, "No signature was found with the name: ")
+        wanted = example_signatures.check_regression(servable, signature, self.method_name_check)
+        out = self._run_examples(servable, signature, wanted, examples, "regress")
+        return Result(servable, signature, example_signatures.regression_results(out, len(examples)))
 
     def classify(self, ref: ModelRef, examples: list[bytes]) -> Result:
         """Classify API."""
@@ -162,27 +147,51 @@ class InferenceCore:
         return self.regress_on(self.resolve(ref), ref.signature_name, examples)
 
     def multi_inference(self, tasks: list[tuple[ModelRef, str]], examples: list[bytes]) -> list[Result]:
-        """Several Classify/Regress tasks on the same model version and input."""
+        """Several Classify/Regress tasks over one input in one Session run (TensorFlowMultiInferenceRunner);
+        the servable is the first task's, as GetModelSpecFromRequest picks it."""
         if not tasks:
-            raise InvalidArgument("MultiInferenceRequest has no tasks")
-        names = {ref.name for ref, _ in tasks}
-        if len(names) != 1:
-            raise InvalidArgument("All ModelSpecs in a MultiInferenceRequest must access the same model name.")
-        versions = {(ref.version, ref.label) for ref, _ in tasks}
-        if len(versions) != 1:
-            raise InvalidArgument("All ModelSpecs in a MultiInferenceRequest must access the same model version.")
-        signatures = [ref.signature_name or "serving_default" for ref, _ in tasks]
-        if len(set(signatures)) != len(signatures):
-            raise InvalidArgument("Duplicate evaluation of signature in MultiInferenceRequest")
-        servable = self.resolve(tasks[0][0])
-        results = []
+            raise InvalidArgument("MultiInferenceRequest must contain at least one task")
+        return self.multi_inference_on(self.resolve(tasks[0][0]), tasks, examples)
+
+    def multi_inference_on(self, servable: Servable, tasks: list[tuple[ModelRef, str]],
+                           examples: list[bytes]) -> list[Result]:
+        """MultiInference against an already resolved servable (used by warmup too)."""
+        model_name = ""
+        seen: set[str] = set()
+        planned = []
         for ref, method in tasks:
+            if not ref.name:
+                raise InvalidArgument("Found ModelSpec with an empty model name.")
+            if model_name and ref.name != model_name:
+                raise InvalidArgument("All ModelSpecs in a MultiInferenceRequest must access the same model name.")
+            model_name = ref.name
+            key = ref.signature_name or DEFAULT_SIGNATURE
+            if key in seen:
+                raise InvalidArgument(f"Duplicate evaluation of signature: {key}")
+            seen.add(key)
+            signature = example_signatures.lookup(servable, key, "Requested signature not found in model graph: ")
             if method == CLASSIFY_METHOD:
-                results.append(self.classify_on(servable, ref.signature_name, examples))
+                wanted = example_signatures.check_classification(servable, signature, False)
             elif method == REGRESS_METHOD:
-                results.append(self.regress_on(servable, ref.signature_name, examples))
+                wanted = example_signatures.check_regression(servable, signature, False)
             else:
-                raise InvalidArgument(f"Unsupported signature method_name: {method}")
+                raise Unimplemented(f"Unsupported signature method_name: {method}")
+            planned.append((signature, method, wanted))
+        batch = example_signatures.examples_tensor(examples)
+        feeds = {sig.inputs[example_signatures.INPUTS].tensor_name: batch for sig, _, _ in planned}
+        fetches = tuple(sorted({sig.outputs[a].tensor_name for sig, _, wanted in planned for a in wanted}))
+        started = time.perf_counter()
+        values = dict(zip(fetches, servable.run_tensors(feeds, fetches), strict=True))
+        if self._on_runtime is not None:
+            self._on_runtime(servable.name, "multi_inference", time.perf_counter() - started)
+        results = []
+        for signature, method, wanted in planned:
+            out = {a: values[signature.outputs[a].tensor_name] for a in wanted}
+            if method == CLASSIFY_METHOD:
+                value = example_signatures.classification_results(out, len(examples))
+            else:
+                value = example_signatures.regression_results(out, len(examples))
+            results.append(Result(servable, signature, value))
         return results
 
     def metadata(self, ref: ModelRef) -> Servable:
@@ -195,7 +204,7 @@ class InferenceCore:
 
 
 def replay_warmup_record(core: InferenceCore, servable: Servable, log) -> None:
-    """Run one PredictionLog record of a warmup file against `servable`."""
+    """Run one PredictionLog record of a warmup file against `servable` (RunWarmupRequest's dispatch)."""
     from serving import tensor_codec
 
     kind = log.WhichOneof("log_type")
@@ -203,19 +212,20 @@ def replay_warmup_record(core: InferenceCore, servable: Servable, log) -> None:
         req = log.predict_log.request
         inputs = {k: tensor_codec.to_numpy(v, k) for k, v in req.inputs.items()}
         core.predict_on(servable, req.model_spec.signature_name, inputs, tuple(req.output_filter))
-    elif kind in ("classify_log", "regress_log"):
-        req = getattr(log, kind).request
-        examples = examples_from_input(req.input)
-        (core.classify_on if kind == "classify_log" else core.regress_on)(
-            servable, req.model_spec.signature_name, examples)
+    elif kind == "classify_log":
+        req = log.classify_log.request
+        core.classify_on(servable, req.model_spec.signature_name, examples_from_input(req.input))
+    elif kind == "regress_log":
+        req = log.regress_log.request
+        core.regress_on(servable, req.model_spec.signature_name, examples_from_input(req.input))
     elif kind == "multi_inference_log":
         req = log.multi_inference_log.request
-        examples = examples_from_input(req.input)
-        for task in req.tasks:
-            fn = core.classify_on if task.method_name == CLASSIFY_METHOD else core.regress_on
-            fn(servable, task.model_spec.signature_name, examples)
-    else:
-        raise InvalidArgument(f"unsupported warmup record type {kind!r}")
+        tasks = [(ModelRef(t.model_spec.name, signature_name=t.model_spec.signature_name), t.method_name)
+                 for t in req.tasks]
+        core.multi_inference_on(servable, tasks, examples_from_input(req.input))
+    elif kind is not None:  # session_run_log, predict_streamed_log
+        number = log.DESCRIPTOR.fields_by_name[kind].number
+        raise Unimplemented(f"Unsupported log_type for warmup: {number}")
 
 
 def examples_from_input(inp) -> list[bytes]:

@@ -1,30 +1,38 @@
-"""One loaded model version: its signatures (as SignatureDefs, for metadata) and running them on numpy inputs."""
+"""One loaded model version: a SessionBundle, its SignatureDefs, and running them on numpy inputs by tensor name."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
+from tensorflow.core.protobuf import meta_graph_pb2
 
 from serving import tensor_codec
-from serving.errors import FailedPrecondition, InvalidArgument, ServingError, error_for_code
+from serving.errors import DataLoss, FailedPrecondition, InvalidArgument
+from serving.saved_model_bundle import SessionBundle, SessionOptions, translate_tf_error
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SIGNATURE = "serving_default"
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+DEFAULT_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+WARMUP_FILE = Path(tf.saved_model.ASSETS_DIRECTORY + ".extra") / "tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000  # WarmupConsts::kMaxNumRecords
+
+# DataTypeString() names, which TensorFlow's runtime errors use ("Expects arg[0] to be float but double ...").
+_TF_TYPE_NAMES = {"float32": "float", "float64": "double", "float16": "half", "object": "string"}
+
 
 
 @dataclass(frozen=True)
 class TensorSpec:
-    """One signature input or output: alias, TF dtype, numpy dtype, shape (-1 for unknown dims)."""
+    """One signature input or output: alias, graph tensor name, TF dtype, numpy dtype, shape (-1: unknown dim)."""
 
     alias: str
+    tensor_name: str
     dtype: int
     np_dtype: np.dtype
     shape: tuple[int, ...] | None
@@ -32,56 +40,49 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class Signature:
-    """A callable signature and its tensor specs."""
+    """A SignatureDef in runnable form."""
 
     name: str
     method_name: str
     inputs: dict[str, TensorSpec]
     outputs: dict[str, TensorSpec]
-    function: object
 
 
 def _spec(alias: str, info: meta_graph_pb2.TensorInfo) -> TensorSpec:
     shape = None if info.tensor_shape.unknown_rank else tuple(d.size for d in info.tensor_shape.dim)
-    return TensorSpec(alias, info.dtype, tensor_codec.numpy_dtype(info.dtype), shape)
+    try:
+        np_dtype = tensor_codec.numpy_dtype(info.dtype)
+    except InvalidArgument:
+        np_dtype = np.dtype(object)  # a dtype no request can carry; the signature is still listed in metadata
+    return TensorSpec(alias, info.name, info.dtype, np_dtype, shape)
 
 
-def translate_tf_error(e: tf.errors.OpError) -> ServingError:
-    """A TensorFlow runtime error as the ServingError with the same canonical code."""
-    err = error_for_code(e.error_code, e.message.strip())
-    err.__cause__ = e
-    return err
+def tf_type_name(dtype: np.dtype) -> str:
+    """TensorFlow's DataTypeString for a numpy dtype."""
+    return _TF_TYPE_NAMES.get(dtype.name, dtype.name)
 
 
 class Servable:
-    """A SavedModel version loaded with `tf.saved_model.load`."""
+    """A SavedModel version loaded like TF Serving's SavedModelBundle (graph-mode Session over the tagged MetaGraph)."""
 
-    def __init__(self, name: str, version: int, path: Path, tags: tuple[str, ...] = ("serve",)):
+    def __init__(self, name: str, version: int, path: Path, tags: tuple[str, ...] = ("serve",),
+                 session_options: SessionOptions | None = None):
         self.name, self.version, self.path = name, version, Path(path)
-        self._loaded = tf.saved_model.load(str(path), tags=list(tags))
-        self.signature_defs = self._read_signature_defs(tags)
-        self.signatures: dict[str, Signature] = {}
-        for key, sdef in self.signature_defs.items():
-            if key not in self._loaded.signatures:
-                continue
-            self.signatures[key] = Signature(
+        self.bundle = SessionBundle(self.path, tags, session_options or SessionOptions())
+        self.signature_defs = self.bundle.signature_defs
+        self.signatures: dict[str, Signature] = {
+            key: Signature(
                 name=key,
                 method_name=sdef.method_name,
                 inputs={a: _spec(a, i) for a, i in sdef.inputs.items()},
                 outputs={a: _spec(a, i) for a, i in sdef.outputs.items()},
-                function=self._loaded.signatures[key],
             )
-
-    def _read_signature_defs(self, tags: tuple[str, ...]) -> dict[str, meta_graph_pb2.SignatureDef]:
-        saved = saved_model_pb2.SavedModel()
-        saved.ParseFromString((self.path / "saved_model.pb").read_bytes())
-        for mg in saved.meta_graphs:
-            if set(mg.meta_info_def.tags) == set(tags):
-                return dict(mg.signature_def)
-        raise FailedPrecondition(f"no MetaGraph with tags {list(tags)} in {self.path}")
+            for key, sdef in self.signature_defs.items()
+            if key != "__saved_model_init_op"  # TF2's init op travels as a pseudo-signature; TF Serving skips it
+        }
 
     def signature(self, name: str) -> Signature:
-        """The signature called `name` (empty means serving_default), FAILED_PRECONDITION if absent."""
+        """The signature called `name` (empty means serving_default), FAILED_PRECONDITION if absent (Predict)."""
         key = name or DEFAULT_SIGNATURE
         try:
             return self.signatures[key]
@@ -94,37 +95,58 @@ class Servable:
         return self.execute(signature, inputs, check_output_filter(signature, output_filter))
 
     def execute(self, signature: Signature, inputs: dict[str, np.ndarray], wanted=None) -> dict[str, np.ndarray]:
-        """Run already-checked inputs; `wanted` output aliases (all when None) as numpy arrays."""
-        try:
-            result = signature.function(**{k: tf.constant(v) for k, v in inputs.items()})
-        except tf.errors.OpError as e:
-            raise translate_tf_error(e) from e
-        except (TypeError, ValueError) as e:
-            raise InvalidArgument(str(e).splitlines()[0]) from e
-        return {alias: result[alias].numpy() for alias in (wanted or signature.outputs)}
+        """Run already-checked inputs by tensor name; `wanted` output aliases (all when None) as numpy arrays."""
+        aliases = list(wanted or signature.outputs)
+        feeds = {signature.inputs[alias].tensor_name: value for alias, value in inputs.items()}
+        fetches = tuple(signature.outputs[alias].tensor_name for alias in aliases)
+        values = self.bundle.run(feeds, fetches)
+        return dict(zip(aliases, values, strict=True))
 
-    def warmup(self, replay) -> int:
-        """Replay the warmup file through `replay(servable, PredictionLog)`; returns the number of records."""
-        path = self.path / WARMUP_FILE
-        if not path.exists():
-            return 0
+    def run_tensors(self, feeds: dict[str, np.ndarray], fetches: tuple[str, ...]) -> list[np.ndarray]:
+        """One Session run over graph tensor names (MultiInference feeds one input to several signatures)."""
+        return self.bundle.run(feeds, fetches)
+
+    def warmup(self, replay: Callable[[Servable, object], None]) -> int:
+        """Replay `assets.extra/tf_serving_warmup_requests` under TF Serving's rules; returns the record count.
+
+        A missing file is fine; each record must parse as a PredictionLog and run without error; more than
+        1,000 records fail the load (checked after each record, as TF Serving does).
+        """
         from tensorflow_serving.apis import prediction_log_pb2
 
+        path = self.path / WARMUP_FILE
+        if not path.exists():
+            logger.info("No warmup data file found at %s", path)
+            return 0
         started, count = time.monotonic(), 0
-        for raw in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
-            log = prediction_log_pb2.PredictionLog()
-            log.ParseFromString(raw)
-            replay(self, log)
-            count += 1
-            if count > 1000:
-                raise InvalidArgument(f"warmup file {path} has more than 1000 records")
+        try:
+            for raw in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+                log = prediction_log_pb2.PredictionLog()
+                try:
+                    log.ParseFromString(raw)
+                except Exception as e:
+                    raise InvalidArgument(f"Failed to parse warmup record: {raw[:64]!r} from {path}") from e
+                replay(self, log)
+                count += 1
+                if count > MAX_WARMUP_RECORDS:
+                    raise InvalidArgument(
+                        f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at {path}")
+        except tf.errors.DataLossError as e:
+            raise DataLoss(f"{e.message.strip()}. Please verify your warmup data is in TFRecord format.") from e
+        except tf.errors.OpError as e:
+            raise translate_tf_error(e) from e
         logger.info("warmed up %s version %d with %d requests in %.2fs", self.name, self.version, count,
                     time.monotonic() - started)
         return count
 
+    def close(self) -> None:
+        """Release the session now (otherwise it goes with the last reference)."""
+        self.bundle.close()
+
 
 def check_inputs(signature: Signature, inputs: dict[str, np.ndarray]) -> None:
-    """Every signature input present (nothing extra), with its dtype and a compatible shape."""
+    """Every signature input present and nothing extra (VerifyRequestInputsSize), each with the input's dtype
+    (what Session::Run checks, with its message). Shapes are left to the graph, as in TF Serving."""
     expected = set(signature.inputs)
     given = set(inputs)
     if given != expected:
@@ -133,28 +155,29 @@ def check_inputs(signature: Signature, inputs: dict[str, np.ndarray]) -> None:
             f"!= len({{{','.join(sorted(expected))}}}). Sent extra: {{{','.join(sorted(given - expected))}}}. "
             f"Missing but required: {{{','.join(sorted(expected - given))}}}."
         )
+    feed_order = sorted(signature.inputs[a].tensor_name for a in inputs)
     for alias, arr in inputs.items():
         spec = signature.inputs[alias]
         if arr.dtype != spec.np_dtype:
-            got = "string" if arr.dtype.kind == "O" else str(arr.dtype)
-            want = "string" if spec.np_dtype.kind == "O" else str(spec.np_dtype)
-            raise InvalidArgument(f"Expects arg[{alias}] to be {want} but {got} is provided")
-        if spec.shape is not None and not _shape_fits(spec.shape, arr.shape):
-            shape = [d if d >= 0 else None for d in spec.shape]
-            raise InvalidArgument(f"input {alias!r} has shape {list(arr.shape)}, the signature expects {shape}")
+            index = feed_order.index(spec.tensor_name)
+            raise InvalidArgument(f"Expects arg[{index}] to be {tf_type_name(spec.np_dtype)} but "
+                                  f"{tf_type_name(arr.dtype)} is provided")
 
 
 def check_output_filter(signature: Signature, output_filter=()) -> list[str]:
-    """The output aliases a request wants (all when the filter is empty); INVALID_ARGUMENT for an unknown one."""
+    """The output aliases a request wants (all when the filter is empty); INVALID_ARGUMENT for an unknown or
+    repeated one, with PreProcessPrediction's messages."""
     wanted = list(output_filter) or list(signature.outputs)
+    seen: set[str] = set()
     for alias in wanted:
         if alias not in signature.outputs:
             raise InvalidArgument(
                 f"output tensor alias not found in signature: {alias} Outputs expected to be in the set "
                 f"{{{','.join(sorted(signature.outputs))}}}."
             )
+        if alias in seen:
+            raise InvalidArgument(f"duplicate output tensor alias: {alias}")
+        seen.add(alias)
     return wanted
 
 
-def _shape_fits(expected: tuple[int, ...], actual: tuple[int, ...]) -> bool:
-    return len(expected) == len(actual) and all(d in (-1, s) for d, s in zip(expected, actual, strict=True))

@@ -23,16 +23,21 @@ DEFAULT_IO_THREADS = 64
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def configure_tensorflow(options: ServerOptions) -> None:
-    """Thread pools must be set before TensorFlow runs anything."""
-    import tensorflow as tf
+def session_options(options: ServerOptions):
+    """Each servable's Session settings, with TF Serving's precedence (server.cc): intra/inter-op flags when either
+    is set, else --tensorflow_session_parallelism for both; all three set is refused. 0 lets TensorFlow choose."""
+    from serving.saved_model_bundle import SessionOptions
 
-    intra = options.tensorflow_intra_op_parallelism or options.tensorflow_session_parallelism
-    inter = options.tensorflow_inter_op_parallelism or options.tensorflow_session_parallelism
-    if intra:
-        tf.config.threading.set_intra_op_parallelism_threads(intra)
-    if inter:
-        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    intra, inter = options.tensorflow_intra_op_parallelism, options.tensorflow_inter_op_parallelism
+    session = options.tensorflow_session_parallelism
+    if intra > 0 and inter > 0 and session > 0:
+        raise ValueError(
+            "Either configure server_options.tensorflow_session_parallelism or "
+            "(server_options.tensorflow_intra_op_parallelism, server_options.tensorflow_inter_op_parallelism) "
+            "separately. You cannot configure all.")
+    if intra > 0 or inter > 0:
+        return SessionOptions(intra_op_parallelism=intra, inter_op_parallelism=inter)
+    return SessionOptions(intra_op_parallelism=session, inter_op_parallelism=session)
 
 
 class ModelServer:
@@ -44,6 +49,7 @@ class ModelServer:
         self._config_text: str | None = None
         if not options.model_config_file and not options.model_base_path:
             raise ValueError("either --model_config_file or --model_base_path must be given")
+        self._session_options = session_options(options)  # refuses conflicting thread flags before anything loads
         self.manager = ModelManager(
             loader=self._load_servable,
             options=ManagerOptions(
@@ -56,7 +62,8 @@ class ModelServer:
 
         self.metrics = ServerMetrics()
         self.batcher = None
-        self.core = InferenceCore(self.manager, on_runtime=self.metrics.runtime)
+        self.core = InferenceCore(self.manager, on_runtime=self.metrics.runtime,
+                                  method_name_check=options.enable_signature_method_name_check)
         self.grpc_server = None
         self._ssl = None
         self.rest = None
@@ -68,7 +75,7 @@ class ModelServer:
         started = time.perf_counter()
         ok = False
         try:
-            servable = Servable(name, version, path, tuple(self.options.saved_model_tags.split(",")))
+            servable = Servable(name, version, path, self.options.saved_model_tag_set(), self._session_options)
             if self.options.enable_model_warmup:
                 warm_started = time.perf_counter()
                 try:
@@ -116,7 +123,6 @@ class ModelServer:
 
     def start(self) -> None:
         """Configure TensorFlow, batching and metrics, load the initial models, start polling."""
-        configure_tensorflow(self.options)
         if self.options.model_config_file:
             self._config_text = Path(self.options.model_config_file).read_text()
         if self.options.enable_batching:

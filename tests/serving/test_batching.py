@@ -30,9 +30,9 @@ class FakeServable:
 
 
 SIG = Signature("serving_default", "tensorflow/serving/predict",
-                {"x": TensorSpec("x", 1, np.dtype(np.float32), (-1, 2))},
-                {"y": TensorSpec("y", 1, np.dtype(np.float32), (-1, 2)),
-                 "n": TensorSpec("n", 9, np.dtype(np.int64), (-1,))}, None)
+                {"x": TensorSpec("x", "x:0", 1, np.dtype(np.float32), (-1, 2))},
+                {"y": TensorSpec("y", "y:0", 1, np.dtype(np.float32), (-1, 2)),
+                 "n": TensorSpec("n", "n:0", 9, np.dtype(np.int64), (-1,))})
 
 
 def call_many(scheduler, servable, xs, output_filter=()):
