@@ -108,6 +108,12 @@ def test_caltechown_export_contract(caltech_sample, own_dir, tmp_path):
     assert np.abs(by_bytes["probabilities"].numpy() - by_pixels["probabilities"].numpy()).max() < 0.05
     # The export keeps its Keras model, so it can serve as a --backbone-from source.
     assert (path / "assets.extra" / "keras_model.keras").is_file()
+    # Every signature runs in TF Serving's graph-mode loader, with TF2's outputs.
+    from tests.export.graph_mode import graph_mode_vs_tf2
+
+    deltas = graph_mode_vs_tf2(path, [f.read_bytes() for f in files], (32, 32))
+    assert all(d <= 1e-6 for d in deltas.values()), deltas
+    assert summary["infra_validation"]["ok"]
 
 
 @pytest.mark.slow
@@ -115,6 +121,11 @@ def test_backbone_from_a_cifar10_export(exported_cifar10, caltech_sample, tmp_pa
     summary = run(CaltechownConfig(data=caltech_sample, backbone_from=exported_cifar10, input_size=48, epochs=1,
                                    model_base_path=tmp_path / "models", cache_dir=tmp_path / "cache"))
     assert summary["published"]
+    from tests.export.graph_mode import graph_mode_vs_tf2
+
+    images = [p.read_bytes() for p in sorted((caltech_sample / "accordion").glob("*.jpg"))[:3]]
+    deltas = graph_mode_vs_tf2(tmp_path / "models/caltechown/1", images, (48, 48))
+    assert all(d <= 1e-6 for d in deltas.values()), deltas
     meta = json.loads((tmp_path / "models/caltechown/1/assets.extra/export_metadata.json").read_text())
     assert meta["training"]["backbone"].startswith("project:")
     assert meta["input_size"]["height"] == 48
@@ -152,8 +163,14 @@ def test_imagenet_export_structure_without_weights(tmp_path):
     path = tmp_path / "imagenet" / "1"
     assert (path / "assets" / "labels.txt").read_text().splitlines()[968] == "cup"
     sig = tf.saved_model.load(str(path)).signatures["serving_default"]
-    out = sig(image_bytes=tf.constant([shared_file("samples/espresso_cup.jpg").read_bytes()]))
+    cup = shared_file("samples/espresso_cup.jpg").read_bytes()
+    out = sig(image_bytes=tf.constant([cup]))
     assert out["probabilities"].shape == (1, 1000) and out["class_names"].shape == (1, 5)
+    from tests.export.graph_mode import graph_mode_vs_tf2
+
+    deltas = graph_mode_vs_tf2(path, [cup, shared_file("samples/caltech101_airplane.jpg").read_bytes()], (224, 224))
+    assert all(d <= 1e-5 for d in deltas.values()), deltas
+    assert summary["infra_validation"]["ok"] and summary["gate"]["passed"]
 
 
 @pytest.mark.parametrize(("size", "grid"), [(48, 12), (64, 8), (96, 12)])

@@ -121,3 +121,33 @@ def test_warmup_file_parses_as_prediction_logs(exported_cifar10):
         assert req.model_spec.name == "cifar10"
         tensor = tf.make_ndarray(next(iter(req.inputs.values())))
         assert tensor.shape[0] in (1, 2, 4, 8, 16, 32)
+
+
+def test_every_signature_runs_in_tf_servings_graph_mode_loader_as_in_tf2_and_keras(exported_cifar10, real_jpegs):
+    import keras
+
+    from export.preprocessing import decode_batch
+    from tests.export.graph_mode import graph_mode_vs_tf2, signature_inputs
+
+    encoded = [p.read_bytes() for p in real_jpegs[:16]]
+    assert graph_mode_vs_tf2(exported_cifar10, encoded, (32, 32)) == {
+        "serving_default": 0.0, "predict_pixels": 0.0, "classify": 0.0}
+    model = keras.saving.load_model(exported_cifar10 / "assets.extra" / "keras_model.keras")
+    reference = model(decode_batch(tf.constant(encoded), (32, 32)), training=False).numpy()
+    from serving.servable import Servable
+
+    servable = Servable("cifar10", 1, exported_cifar10)
+    inputs = signature_inputs(encoded, (32, 32))
+    for key in ("serving_default", "predict_pixels"):
+        got = servable.run(servable.signature(key), inputs[key], ("probabilities",))["probabilities"]
+        assert np.abs(got - reference).max() <= 1e-6, key
+
+
+def test_gate_reports_the_infra_validation(exported_cifar10):
+    meta = json.loads((exported_cifar10 / "assets.extra" / "export_metadata.json").read_text())
+    infra = meta["gate"]["checks"]["infra_validation"]
+    assert infra["ok"] and infra["error"] is None and infra["load_seconds"] > 0
+    assert infra["warmup"]["records"] == len(read_warmup_file(exported_cifar10 / "assets.extra" /
+                                                              "tf_serving_warmup_requests"))
+    assert meta["gate"]["checks"]["signature_max_abs_diff"] == {
+        "serving_default": 0.0, "predict_pixels": 0.0, "classify": 0.0}
