@@ -114,13 +114,17 @@ def test_labels_and_metadata_travel_with_the_model(exported_cifar10):
 def test_warmup_file_parses_as_prediction_logs(exported_cifar10):
     logs = read_warmup_file(exported_cifar10 / "assets.extra" / "tf_serving_warmup_requests")
     assert 0 < len(logs) <= 1000
-    sigs = {log.predict_log.request.model_spec.signature_name for log in logs}
-    assert sigs == {"serving_default", "predict_pixels"}
-    for log in logs:
-        req = log.predict_log.request
+    kinds = {log.WhichOneof("log_type") for log in logs}
+    assert kinds == {"predict_log", "classify_log"}
+    predicts = [log.predict_log.request for log in logs if log.HasField("predict_log")]
+    assert {r.model_spec.signature_name for r in predicts} == {"serving_default", "predict_pixels"}
+    for req in predicts:
         assert req.model_spec.name == "cifar10"
         tensor = tf.make_ndarray(next(iter(req.inputs.values())))
         assert tensor.shape[0] in (1, 2, 4, 8, 16, 32)
+    classifies = [log.classify_log.request for log in logs if log.HasField("classify_log")]
+    assert {r.model_spec.signature_name for r in classifies} == {"classify"}
+    assert sorted(len(r.input.example_list.examples) for r in classifies) == [1, 2, 4, 8, 16, 32]
 
 
 def test_every_signature_runs_in_tf_servings_graph_mode_loader_as_in_tf2_and_keras(exported_cifar10, real_jpegs):
