@@ -240,15 +240,12 @@ class ModelManager:
             return entry.servable
 
     def status(self, name: str, version: int | None = None, label: str | None = None) -> list[VersionStatus]:
-        """Version status snapshots (newest first)."""
+        """Version status snapshots (newest first). As GetModelStatusWithModelSpec, a label is not resolved: a
+        request naming one gets every version's status."""
         with self._lock:
             model = self._models.get(name)
             if model is None or not model.versions:
                 raise NotFound(f"Could not find any versions of model {name}")
-            if label is not None:
-                if label not in model.labels:
-                    raise InvalidArgument(f"Unrecognized servable version label: {label}")
-                version = model.labels[label]
             entries = sorted(model.versions.values(), key=lambda e: -e.version)
             if version is not None:
                 entries = [e for e in entries if e.version == version]
