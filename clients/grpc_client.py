@@ -25,7 +25,7 @@ MAX_MESSAGE_BYTES = 2**31 - 1
 def _tensor(values: list[bytes] | np.ndarray) -> tensor_pb2.TensorProto:
     """Encoded images (string tensor) or float32 pixels as a TensorProto."""
     if isinstance(values, np.ndarray):
-        return tensor_codec.from_numpy(np.asarray(values, np.float32))
+        return tensor_codec.from_numpy(np.asarray(values, np.float32), as_content=True)
     strings = np.empty(len(values), dtype=object)
     strings[:] = values
     return tensor_codec.from_numpy(strings)

@@ -18,6 +18,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2
 
 from export.preprocessing import decode_batch
+from export.repository import version_dirs
 from export.signatures import PREDICT_PIXELS, SERVING_DEFAULT, SIGNATURE_NAMES, top_k_for
 
 logger = logging.getLogger(__name__)
@@ -111,8 +112,9 @@ def infra_validate(saved_model_dir: Path, model_name: str, model: keras.Model, e
 
 def previous_accuracy(model_dir: Path, versions: list[int]) -> tuple[int, float] | None:
     """(version, recorded test accuracy) of the newest existing version that recorded one."""
+    entries = version_dirs(model_dir)
     for v in sorted(versions, reverse=True):
-        meta = model_dir / str(v) / METADATA_PATH
+        meta = entries.get(v, model_dir / str(v)) / METADATA_PATH
         try:
             acc = json.loads(meta.read_text())["metrics"]["test_accuracy"]
             if acc is None:

@@ -1,7 +1,9 @@
 """Model-repository rules: `<base>/<name>/<integer version>/`, next version, atomic publish, pruning.
 
-TF Serving loads every directory under a model's base path whose name is a non-negative integer, so a version
-must only ever appear there complete. Everything is written into a hidden temporary directory inside the model's
+TF Serving loads every entry under a model's base path whose name parses as an integer (`absl::SimpleAtoi` in
+file_system_storage_path_source.cc: `00000123` is version 123), so a version must only ever appear there complete.
+This exporter writes canonical names (`123`) and never reuses a number, whatever its spelling on disk.
+Everything is written into a hidden temporary directory inside the model's
 directory (same filesystem, so the final `rename` is atomic) and renamed into place after validation.
 """
 
@@ -18,7 +20,9 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-_VERSION_RE = re.compile(r"^(0|[1-9][0-9]*)$")
+_SIMPLE_ATOI_RE = re.compile(r"[+-]?[0-9]+")
+_ASCII_WHITESPACE = " \t\n\v\f\r"  # what absl::SimpleAtoi strips around the number
+_INT64 = (-(2**63), 2**63 - 1)
 TEMP_PREFIX = ".tmp-export-"
 
 
@@ -27,10 +31,32 @@ class RepositoryError(Exception):
 
 
 def parse_version(dirname: str) -> int | None:
-    """Return the version number a directory name stands for, or None if TF Serving would ignore it."""
-    if _VERSION_RE.match(dirname):
-        return int(dirname)
-    return None
+    """The version number TF Serving reads from a directory name (absl::SimpleAtoi into int64: optional
+    surrounding ASCII whitespace, optional sign, decimal digits, leading zeros allowed), or None if it ignores it."""
+    text = dirname.strip(_ASCII_WHITESPACE)
+    if not _SIMPLE_ATOI_RE.fullmatch(text):
+        return None
+    value = int(text)
+    return value if _INT64[0] <= value <= _INT64[1] else None
+
+
+def version_dirs(model_dir: str | os.PathLike[str]) -> dict[int, Path]:
+    """Every version under a model directory with the entry it is loaded from. Files count too, as in TF Serving
+    (a stray file named `3` is a version 3 that fails to load). Two spellings of one number (`7` and `007`): the
+    later in sorted order is loaded, with TF Serving's warning."""
+    d = Path(model_dir)
+    if not d.is_dir():
+        return {}
+    found: dict[int, Path] = {}
+    for entry in sorted(d.iterdir()):
+        version = parse_version(entry.name)
+        if version is None:
+            continue
+        if version in found:
+            logger.warning("Duplicate version directories detected. Version %d will be loaded from %s, %s will be "
+                           "ignored.", version, entry.name, found[version].name)
+        found[version] = entry
+    return found
 
 
 def make_model_path(base_path: str | os.PathLike[str], name: str, version: int | None = None) -> Path:
@@ -55,12 +81,8 @@ def parse_model_path(path: str | os.PathLike[str]) -> tuple[Path, str, int]:
 
 
 def list_versions(model_dir: str | os.PathLike[str]) -> list[int]:
-    """Sorted integer versions present under a model directory (hidden and non-numeric entries ignored)."""
-    d = Path(model_dir)
-    if not d.is_dir():
-        return []
-    versions = [parse_version(e.name) for e in d.iterdir() if e.is_dir()]
-    return sorted(v for v in versions if v is not None)
+    """Sorted versions present under a model directory, as TF Serving reads them (others ignored)."""
+    return sorted(version_dirs(model_dir))
 
 
 def next_version(existing: list[int]) -> int:
@@ -103,7 +125,7 @@ def staging_dir(model_dir: str | os.PathLike[str]) -> Iterator[Path]:
 def publish(staged: Path, model_dir: str | os.PathLike[str], version: int) -> Path:
     """Atomically rename a fully written, validated staging directory to `<model_dir>/<version>`."""
     target = Path(model_dir) / str(version)
-    if target.exists():
+    if target.exists() or version in version_dirs(model_dir):
         raise RepositoryError(f"version {version} appeared in {model_dir} while exporting; nothing published")
     _fsync_tree(staged)
     os.rename(staged, target)
@@ -116,14 +138,18 @@ def prune(model_dir: str | os.PathLike[str], keep: int) -> list[int]:
     """Delete the oldest versions beyond the newest `keep`; return the versions removed."""
     if keep < 1:
         raise RepositoryError(f"--keep must be at least 1, got {keep}")
-    versions = list_versions(model_dir)
+    entries = version_dirs(model_dir)
+    versions = sorted(entries)
     doomed = versions[:-keep] if len(versions) > keep else []
     for v in doomed:
         # Rename out of sight first so TF Serving never sees a half-deleted version.
-        src = Path(model_dir) / str(v)
+        src = entries[v]
         hidden = Path(model_dir) / f"{TEMP_PREFIX}prune-{v}"
         os.rename(src, hidden)
-        shutil.rmtree(hidden, ignore_errors=True)
+        if hidden.is_dir():
+            shutil.rmtree(hidden, ignore_errors=True)
+        else:
+            hidden.unlink(missing_ok=True)
         logger.info("pruned version %d of %s", v, model_dir)
     return doomed
 

@@ -19,20 +19,17 @@ def main(argv: list[str] | None = None) -> int:
     if options.version:
         print(VERSION)
         return 0
-    if not options.model_config_file and not options.model_base_path:
-        print("error: give --model_config_file, or --model_name and --model_base_path", file=sys.stderr)
-        return 2
     from serving.errors import ServingError
     from serving.server import ModelServer
 
     try:
         ModelServer(options).run()
-    except ServingError as e:
-        print(f"error: {e.message}", file=sys.stderr)
-        return 1
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except ServingError as e:  # what tensorflow_model_server prints (to stdout) and its exit status (-1)
+        print(f"Failed to start server. Error: {e.code}: {e.message}", flush=True)
+        return 255
+    except OSError as e:  # a port in use, an unreadable file
+        print(f"Failed to start server. Error: {e}", flush=True)
+        return 255
     return 0
 
 

@@ -2,55 +2,77 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TypeVar
 
 from google.protobuf import message, text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving.errors import InvalidArgument
+from serving.errors import InvalidArgument, NotFound, Unimplemented
 from serving.protos import serving_config_pb2
 
 M = TypeVar("M", bound=message.Message)
+logger = logging.getLogger(__name__)
 
 
 def parse_text_proto(path: str | Path, proto: M) -> M:
-    """Parse a text-format proto file into `proto`; errors name the file and the problem."""
+    """ParseProtoTextFile: a text-format proto file into `proto`, failing with TF Serving's messages (the parser's
+    own complaint, with line and column, goes to the log)."""
     try:
         text = Path(path).read_text()
-    except OSError as e:
-        raise InvalidArgument(f"cannot read config file {str(path)!r}: {e.strerror}") from e
+    except FileNotFoundError as e:
+        raise NotFound(f"{path}; No such file or directory") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidArgument(f"Invalid protobuf file: '{path}'") from e
     try:
         return text_format.Parse(text, proto)
     except text_format.ParseError as e:
-        raise InvalidArgument(f"invalid {proto.DESCRIPTOR.name} in {str(path)!r}: {e}") from e
+        logger.error("%s: not a text %s: %s", path, proto.DESCRIPTOR.name, e)
+        raise InvalidArgument(f"Invalid protobuf file: '{path}'") from e
 
 
 def load_model_server_config(path: str | Path) -> model_server_config_pb2.ModelServerConfig:
-    """A ModelServerConfig with a model_config_list (the only kind this server supports)."""
+    """A ModelServerConfig file with a model_config_list, validated as ServerCore does."""
     config = parse_text_proto(path, model_server_config_pb2.ModelServerConfig())
-    if config.WhichOneof("config") != "model_config_list":
-        raise InvalidArgument(f"{str(path)!r}: only model_config_list is supported")
-    try:
-        validate_model_config_list(config)
-    except InvalidArgument as e:
-        raise InvalidArgument(f"{str(path)!r}: {e.message}") from e
+    kind = config.WhichOneof("config")
+    if kind == "custom_model_config":
+        raise Unimplemented("ModelServer does not yet support custom model config.")
+    validate_model_config_list(config)
     return config
 
 
+def _is_relative_path(uri: str) -> bool:
+    """UriIsRelativePath: no scheme, no host, and not an absolute path."""
+    return "://" not in uri and not uri.startswith("/")
+
+
 def validate_model_config_list(config: model_server_config_pb2.ModelServerConfig) -> None:
-    """Unique names, a base path for each, platform tensorflow."""
+    """ServerCore's checks, in its order and with its messages: unique names (ValidateModelConfigList), absolute base
+    paths, then each model's platform (GetPlatform), which must be tensorflow."""
     seen = set()
-    for m in config.model_config_list.config:
-        if not m.name:
-            raise InvalidArgument("a model config has no name")
+    models = config.model_config_list.config
+    for m in models:
         if m.name in seen:
-            raise InvalidArgument(f"model {m.name!r} is configured twice")
+            raise InvalidArgument(f"Illegal to list model {m.name} multiple times in config list")
         seen.add(m.name)
-        if not m.base_path:
-            raise InvalidArgument(f"model {m.name!r} has no base_path")
-        if m.model_platform and m.model_platform != "tensorflow":
-            raise InvalidArgument(f"model {m.name!r}: unsupported model_platform {m.model_platform!r}")
+    for m in models:
+        if _is_relative_path(m.base_path):
+            raise InvalidArgument(f"Expected model {m.name} to have an absolute path or URI; got "
+                                  f"base_path()={m.base_path}")
+    for m in models:
+        if m.model_type != model_server_config_pb2.MODEL_TYPE_UNSPECIFIED:
+            if m.model_platform:
+                raise InvalidArgument("Illegal setting both ModelServerConfig::model_type (deprecated) and "
+                                      f"ModelServerConfig::model_platform, model name is {m.name}")
+            if m.model_type != model_server_config_pb2.TENSORFLOW:
+                raise InvalidArgument(f"ModelServerConfig::model_type choice {m.model_type} not supported.")
+            continue
+        if not m.model_platform:
+            raise InvalidArgument("Illegal setting neither ModelServerConfig::model_type (deprecated) nor "
+                                  f"ModelServerConfig::model_platform, model name is {m.name}")
+        if m.model_platform != "tensorflow":
+            raise InvalidArgument(f"Model {m.name} requests unsupported platform {m.model_platform}")
 
 
 def single_model_config(name: str, base_path: str) -> model_server_config_pb2.ModelServerConfig:

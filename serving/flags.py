@@ -49,9 +49,11 @@ class ServerOptions:
     tensorflow_session_parallelism: int = 0
     ssl_config_file: str = ""
     allow_version_labels_for_unavailable_models: bool = False
+    force_allow_any_version_labels_for_unavailable_models: bool = False
     saved_model_tags: str = "serve"
     grpc_max_threads: int = 0
     enable_signature_method_name_check: bool = False
+    enable_serialization_as_tensor_content: bool = False
     version: bool = False
 
     def saved_model_tag_set(self) -> tuple[str, ...]:
@@ -80,10 +82,16 @@ _HELP = {
     "tensorflow_inter_op_parallelism": "concurrent TF ops (0: TF picks)",
     "tensorflow_session_parallelism": "both of the above when they are 0",
     "ssl_config_file": "text SSLConfig proto: serve gRPC over TLS",
-    "allow_version_labels_for_unavailable_models": "allow labels on versions that are not AVAILABLE yet",
+    "allow_version_labels_for_unavailable_models": "allow a new label (or one keeping its version) to point at a "
+                                                   "version that is not AVAILABLE yet; needed for labels in the "
+                                                   "startup config",
+    "force_allow_any_version_labels_for_unavailable_models": "allow any label to point at a version that is not "
+                                                             "AVAILABLE, moving existing labels too",
     "saved_model_tags": "MetaGraph tags to load",
     "grpc_max_threads": "gRPC worker threads (0: 4 per core, at least 8)",
     "enable_signature_method_name_check": "require Classify/Regress signatures to have those method names",
+    "enable_serialization_as_tensor_content": "Predict responses carry numeric outputs as tensor_content bytes "
+                                              "instead of the typed fields (float_val, …)",
     "version": "print the version and exit",
 }
 

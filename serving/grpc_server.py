@@ -88,10 +88,11 @@ def _deadline(context) -> float | None:
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """Predict, Classify, Regress, MultiInference, GetModelMetadata."""
 
-    def __init__(self, core: InferenceCore, pool: futures.Executor, metrics=None):
+    def __init__(self, core: InferenceCore, pool: futures.Executor, metrics=None, tensor_content: bool = False):
         self.core = core
         self.pool = pool
         self.metrics = metrics
+        self.tensor_content = tensor_content  # --enable_serialization_as_tensor_content
 
     async def _in_thread(self, fn, *args):
         """Run a (blocking) core call on the worker pool."""
@@ -106,7 +107,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         response = predict_pb2.PredictResponse()
         _echo_spec(response.model_spec, result)
         for alias, arr in result.value.items():
-            response.outputs[alias].CopyFrom(tensor_codec.from_numpy(arr))
+            response.outputs[alias].CopyFrom(tensor_codec.from_numpy(arr, as_content=self.tensor_content))
         return response
 
     @_rpc("classify")
@@ -199,7 +200,8 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
 
 def build_grpc_server(core: InferenceCore, reload_config, port: int, pool: futures.Executor,
-                      ssl_config=None, health: bool = True, metrics=None) -> grpc.aio.Server:
+                      ssl_config=None, health: bool = True, metrics=None,
+                      tensor_content: bool = False) -> grpc.aio.Server:
     """A grpc.aio server bound to `port` on all interfaces (call inside the event loop; start it with await).
 
     `pool` runs the inference calls that are not batched; the caller owns it and shuts it down.
@@ -212,7 +214,7 @@ def build_grpc_server(core: InferenceCore, reload_config, port: int, pool: futur
         ],
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(core, pool, metrics), server)
+        PredictionServicer(core, pool, metrics, tensor_content), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core, reload_config), server)
     if health:
         try:

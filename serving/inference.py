@@ -237,4 +237,4 @@ def examples_from_input(inp) -> list[bytes]:
         context = inp.example_list_with_context.context.SerializeToString()
         # Concatenated serialized messages parse as their merge: the example's features override the context's.
         return [context + e.SerializeToString() for e in inp.example_list_with_context.examples]
-    raise InvalidArgument("Input is empty: set example_list or example_list_with_context")
+    raise InvalidArgument("Input is empty.")

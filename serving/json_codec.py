@@ -17,11 +17,13 @@ _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
 def loads(body: bytes) -> dict:
-    """Parse a request body that must be a JSON object."""
+    """Parse a request body that must be a JSON object (ParseJson's messages)."""
+    if not body:
+        raise InvalidArgument("JSON Parse error: The document is empty")
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError as e:
-        raise InvalidArgument(f"JSON Parse error: {e}") from e
+        raise InvalidArgument(f"JSON Parse error: {e.msg} at offset: {e.pos}") from e
     if not isinstance(obj, dict):
         raise InvalidArgument(f"JSON request must be an object, got {type(obj).__name__}")
     return obj
@@ -40,14 +42,45 @@ def _fallback(o: Any) -> Any:
     raise TypeError(f"cannot serialize {type(o).__name__}")
 
 
+def debug_string(value: Any) -> str:
+    """A JSON value as TF Serving quotes it in messages (JsonValueToDebugString: compact JSON)."""
+    return orjson.dumps(value).decode()
+
+
+def _json_type(value: Any) -> str:
+    """rapidjson's type names, as json_tensor.cc's messages use them."""
+    if value is None:
+        return "Null"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return {str: "String", list: "Array", dict: "Object"}.get(type(value), "Number")
+
+
 def predict_format(body: dict) -> tuple[str, Any]:
-    """('row', instances) or ('columnar', inputs); exactly one of the two keys must be present."""
+    """('row', instances) or ('columnar', inputs); exactly one of the two keys (FillPredictRequestFromJson)."""
     has_rows, has_cols = "instances" in body, "inputs" in body
     if has_rows and has_cols:
-        raise InvalidArgument('JSON object: both "instances" and "inputs" are present; use exactly one')
+        raise InvalidArgument(f"JSON Value: {debug_string(body)} Not formatted correctly expecting only one of "
+                              f"'inputs' or 'instances' keys to exist ")
     if not has_rows and not has_cols:
-        raise InvalidArgument('JSON object: missing "instances" or "inputs" key')
+        raise InvalidArgument("Missing 'inputs' or 'instances' key")
+    if has_rows:
+        if not isinstance(body["instances"], list):
+            raise InvalidArgument(f"JSON Value: {debug_string(body)} Expecting 'instances' to be an list/array")
+        if not body["instances"]:
+            raise InvalidArgument(f"JSON Value: {debug_string(body)} No values in 'instances' array")
     return ("row", body["instances"]) if has_rows else ("columnar", body["inputs"])
+
+
+def _first_non_number(value: Any) -> Any:
+    """The first leaf of nested lists that is not a JSON number (None when all are)."""
+    if isinstance(value, list):
+        for v in value:
+            bad = _first_non_number(v)
+            if bad is not None:
+                return bad
+        return None
+    return None if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
 def _is_b64(value: Any) -> bool:
@@ -98,8 +131,12 @@ def to_array(value: Any, dtype: np.dtype, name: str) -> np.ndarray:
         else:
             arr[()] = converted
         return arr
-    if _is_b64(value) or isinstance(value, str):
-        raise InvalidArgument(f"input {name!r}: expected numbers for a {dtype} tensor, got a string")
+    bad = _first_non_number(value)
+    if bad is not None and not (dtype == np.bool_ and isinstance(bad, bool)):
+        from serving.servable import tf_type_name
+
+        raise InvalidArgument(f"JSON Value: {debug_string(bad)} Type: {_json_type(bad)} is not of expected type: "
+                              f"{tf_type_name(dtype)}")
     try:
         return np.asarray(value, dtype=dtype)
     except (ValueError, TypeError) as e:

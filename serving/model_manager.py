@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tensorflow_serving.config import model_server_config_pb2
 
-from export.repository import list_versions
+from export.repository import version_dirs
 from serving.errors import FailedPrecondition, InvalidArgument, NotFound, as_serving_error
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ class ManagerOptions:
     max_num_load_retries: int = 5
     load_retry_interval_s: float = 60.0
     allow_version_labels_for_unavailable_models: bool = False
+    force_allow_any_version_labels_for_unavailable_models: bool = False
 
 
 @dataclass
@@ -71,9 +72,11 @@ class ModelManager:
 
     # ---- configuration -------------------------------------------------------------------------------------
     def apply_config(self, config: model_server_config_pb2.ModelServerConfig) -> None:
-        """Replace the set of models with `config`, load/unload to match, then apply version labels."""
+        """ServerCore::ReloadConfig: check the version labels against what is AVAILABLE now (a failure changes
+        nothing), replace the set of models with `config` and load/unload to match, then install the labels."""
         with self._reconcile_lock:
             wanted = {m.name: m for m in config.model_config_list.config}
+            labels = self._check_labels(wanted)
             with self._lock:
                 for name in list(self._models):
                     if name not in wanted:
@@ -86,27 +89,44 @@ class ModelManager:
                         self._models[name] = _Model(config=mc)
             for name in wanted:
                 self._reconcile_model(name)
-            self._apply_labels(wanted)
+            with self._lock:
+                for name in wanted:
+                    self._models[name].labels = labels.get(name, {})
 
-    def _apply_labels(self, wanted: dict[str, model_server_config_pb2.ModelConfig]) -> None:
-        problems = []
+    def _check_labels(self, wanted: dict[str, model_server_config_pb2.ModelConfig]) -> dict[str, dict[str, int]]:
+        """UpdateModelVersionLabelMap: every label must point at an AVAILABLE version, unless
+        --allow_version_labels_for_unavailable_models (only for a new label or one that keeps its version) or
+        --force_allow_any_version_labels_for_unavailable_models. The first violation fails the whole config."""
+        labels: dict[str, dict[str, int]] = {}
         with self._lock:
             for name, mc in wanted.items():
-                model = self._models[name]
-                labels = {}
-                for label, version in mc.version_labels.items():
-                    v = model.versions.get(version)
-                    allowed = self._options.allow_version_labels_for_unavailable_models
-                    if (v is None or v.state != AVAILABLE) and not allowed:
-                        problems.append(f"Request to assign label to version {version} of model {name}, which is "
-                                        f"not currently available for inference")
-                        if label in model.labels:
-                            labels[label] = model.labels[label]
-                        continue
-                    labels[label] = version
-                model.labels = labels
-        if problems:
-            raise FailedPrecondition("; ".join(problems))
+                model = self._models.get(name)
+                for label, version in sorted(mc.version_labels.items()):
+                    allowed = self._options.force_allow_any_version_labels_for_unavailable_models
+                    if not allowed and self._options.allow_version_labels_for_unavailable_models:
+                        existing = model.labels.get(label) if model is not None else None
+                        allowed = existing is None or existing == version
+                    entry = model.versions.get(version) if model is not None else None
+                    if not allowed and (entry is None or entry.state != AVAILABLE):
+                        raise FailedPrecondition(f"Request to assign label to version {version} of model {name}, "
+                                                 f"which is not currently available for inference")
+                    labels.setdefault(name, {})[label] = version
+        return labels
+
+    def unavailable_models(self) -> list[str]:
+        """ServerCore::WaitUntilModelsAvailable's findings once loading settled: for each model whose newest
+        version failed to load and none is AVAILABLE, `{name: M version: V} due to error: CODE: message`."""
+        problems = []
+        with self._lock:
+            for name, model in sorted(self._models.items()):
+                if any(e.state == AVAILABLE for e in model.versions.values()):
+                    continue
+                failed = [e for e in model.versions.values() if e.state == END and e.error_code != "OK"]
+                if failed:
+                    e = max(failed, key=lambda entry: entry.version)
+                    problems.append(f"{{name: {name} version: {e.version}}} due to error: {e.error_code}: "
+                                    f"{e.error_message}")
+        return problems
 
     def reconcile(self) -> None:
         """One pass over every model: load aspired versions, unload the ones no longer aspired."""
@@ -133,11 +153,14 @@ class ModelManager:
                 return
             mc = model.config
         base = Path(mc.base_path)
-        on_disk = list_versions(base)
+        entries = version_dirs(base)
+        on_disk = sorted(entries)
         if not base.is_dir():
             logger.error("model %s: base path %s does not exist", name, base)
         elif not on_disk:
-            logger.warning("model %s: no integer version directories under %s", name, base)
+            logger.warning("No versions of servable %s found under base path %s. Did you forget to name your leaf "
+                           "directory as a number (eg. '/1/')? (tensorflow_model_server would not open its ports "
+                           "until one appears; this server serves the other models meanwhile)", name, base)
         aspired = self._aspired(mc, on_disk)
         for version in aspired:
             with self._lock:
@@ -148,7 +171,7 @@ class ModelManager:
                     continue  # failed for good; not retried until the server restarts
                 entry = _Version(version, state=START)
                 model.versions[version] = entry
-            self._load(name, entry, base / str(version))
+            self._load(name, entry, entries[version])
         with self._lock:
             serving = [v for v, e in model.versions.items() if e.state == AVAILABLE]
             if not any(v in aspired for v in serving):
@@ -217,15 +240,12 @@ class ModelManager:
             return entry.servable
 
     def status(self, name: str, version: int | None = None, label: str | None = None) -> list[VersionStatus]:
-        """Version status snapshots (newest first)."""
+        """Version status snapshots (newest first). As GetModelStatusWithModelSpec, a label is not resolved: a
+        request naming one gets every version's status."""
         with self._lock:
             model = self._models.get(name)
             if model is None or not model.versions:
                 raise NotFound(f"Could not find any versions of model {name}")
-            if label is not None:
-                if label not in model.labels:
-                    raise InvalidArgument(f"Unrecognized servable version label: {label}")
-                version = model.labels[label]
             entries = sorted(model.versions.values(), key=lambda e: -e.version)
             if version is not None:
                 entries = [e for e in entries if e.version == version]

@@ -17,6 +17,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from serving import json_codec
 from serving.errors import DeadlineExceeded, InvalidArgument, as_serving_error
 from serving.inference import InferenceCore, ModelRef
+from serving.servable import DEFAULT_SIGNATURE
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +65,17 @@ def post_json(core: InferenceCore, match: re.Match, body: bytes, deadline: float
     request = json_codec.loads(body)
     signature_name = request.get("signature_name", "")
     if not isinstance(signature_name, str):
-        raise InvalidArgument('"signature_name" must be a string')
+        raise InvalidArgument(f"JSON Value: {json_codec.debug_string(signature_name)} not formatted correctly. "
+                              f"'signature_name' key must be a string value.")
     ref = _ref(match, signature_name)
     verb = match.group(4).lower()
     if verb == "predict":
-        fmt, payload = json_codec.predict_format(request)
         servable = core.resolve(ref)
-        signature = servable.signature(signature_name)
+        signature = servable.signatures.get(signature_name or DEFAULT_SIGNATURE)
+        if signature is None:  # GetInfoMap, before the body is read as a PredictRequest
+            raise InvalidArgument(f'Serving signature name: "{signature_name or DEFAULT_SIGNATURE}" not found in '
+                                  f'signature def')
+        fmt, payload = json_codec.predict_format(request)
         specs = {a: s.np_dtype for a, s in signature.inputs.items()}
         inputs = json_codec.decode_inputs(fmt, payload, specs)
         result = core.predict_on(servable, signature_name, inputs, (), deadline)

@@ -11,6 +11,7 @@ from concurrent import futures
 from pathlib import Path
 
 from serving import config_files
+from serving.errors import InvalidArgument, ServingError
 from serving.flags import ServerOptions
 from serving.inference import InferenceCore, replay_warmup_record
 from serving.model_manager import ManagerOptions, ModelManager
@@ -31,13 +32,19 @@ def session_options(options: ServerOptions):
     intra, inter = options.tensorflow_intra_op_parallelism, options.tensorflow_inter_op_parallelism
     session = options.tensorflow_session_parallelism
     if intra > 0 and inter > 0 and session > 0:
-        raise ValueError(
+        raise InvalidArgument(
             "Either configure server_options.tensorflow_session_parallelism or "
             "(server_options.tensorflow_intra_op_parallelism, server_options.tensorflow_inter_op_parallelism) "
             "separately. You cannot configure all.")
     if intra > 0 or inter > 0:
         return SessionOptions(intra_op_parallelism=intra, inter_op_parallelism=inter)
     return SessionOptions(intra_op_parallelism=session, inter_op_parallelism=session)
+
+
+class StartupError(ServingError):
+    """tensorflow_model_server would refuse to start (its ServerCore::Create failed)."""
+
+    code = "UNKNOWN"
 
 
 class ModelServer:
@@ -48,7 +55,7 @@ class ModelServer:
         self._stop = threading.Event()
         self._config_text: str | None = None
         if not options.model_config_file and not options.model_base_path:
-            raise ValueError("either --model_config_file or --model_base_path must be given")
+            raise InvalidArgument("Both server_options.model_base_path and server_options.model_config_file are empty!")
         self._session_options = session_options(options)  # refuses conflicting thread flags before anything loads
         self.manager = ModelManager(
             loader=self._load_servable,
@@ -56,6 +63,8 @@ class ModelServer:
                 max_num_load_retries=options.max_num_load_retries,
                 load_retry_interval_s=options.load_retry_interval_micros / 1e6,
                 allow_version_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models,
+                force_allow_any_version_labels_for_unavailable_models=(
+                    options.force_allow_any_version_labels_for_unavailable_models),
             ),
         )
         from serving.metrics import ServerMetrics
@@ -93,7 +102,9 @@ class ModelServer:
         """The ModelServerConfig from --model_config_file or --model_name/--model_base_path."""
         if self.options.model_config_file:
             return config_files.load_model_server_config(self.options.model_config_file)
-        return config_files.single_model_config(self.options.model_name, self.options.model_base_path)
+        config = config_files.single_model_config(self.options.model_name, self.options.model_base_path)
+        config_files.validate_model_config_list(config)  # a relative --model_base_path is refused, as there
+        return config
 
     def reload_config(self, config) -> None:
         """HandleReloadConfigRequest: the new config replaces the old one."""
@@ -136,17 +147,20 @@ class ModelServer:
             self.core.runner = self.batcher
             logger.info("batching enabled: %s", opts)
         elif self.options.batching_parameters_file:
-            logger.warning("--batching_parameters_file is ignored without --enable_batching")
+            raise InvalidArgument("server_options.batching_parameters_file is set without setting "
+                                  "server_options.enable_batching to true.")
         if self.options.monitoring_config_file:
             monitoring = config_files.load_monitoring_config(self.options.monitoring_config_file)
             if monitoring.prometheus_config.enable:
                 self.metrics_path = monitoring.prometheus_config.path or "/monitoring/prometheus/metrics"
         self._ssl = (config_files.load_ssl_config(self.options.ssl_config_file)
                      if self.options.ssl_config_file else None)
-        try:
-            self.manager.apply_config(self.current_config())
-        except Exception as e:  # labels on failed versions: log, keep serving what loaded
-            logger.error("initial model config: %s", e)
+        # As ServerCore::Create: a bad config or label fails the start, then every model must become available.
+        self.manager.apply_config(self.current_config())
+        problems = self.manager.unavailable_models()
+        if problems:
+            raise StartupError(f"{len(problems)} model(s) did not become available: "
+                               + "{" + "".join("{" + p + "}, " for p in problems) + "}")
         threading.Thread(target=self._poll_loop, name="poll", daemon=True).start()
 
     async def _serve(self) -> None:
@@ -166,7 +180,8 @@ class ModelServer:
             grpc_pool = futures.ThreadPoolExecutor(self.options.grpc_max_threads or DEFAULT_IO_THREADS,
                                                    thread_name_prefix="grpc")
             self.grpc_server = build_grpc_server(self.core, self.reload_config, self.options.port, grpc_pool,
-                                                 self._ssl, metrics=self.metrics)
+                                                 self._ssl, metrics=self.metrics,
+                                                 tensor_content=self.options.enable_serialization_as_tensor_content)
             await self.grpc_server.start()
             logger.info("Running gRPC ModelServer at 0.0.0.0:%d ...", self.options.port)
         runner = None

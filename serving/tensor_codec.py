@@ -1,4 +1,10 @@
-"""TensorProto ↔ numpy, one copy where possible (numeric payloads go through `tensor_content` bytes)."""
+"""TensorProto ↔ numpy.
+
+Decoding accepts both encodings (`tensor_content` bytes or the typed repeated fields). Encoding answers as TF
+Serving does by default: the typed repeated fields (`float_val`, `int64_val`, `string_val`, …: Tensor::AsProtoField,
+its `kAsProtoField` Predict serialization), so clients reading `outputs["scores"].float_val` work; `as_content=True`
+packs numeric values into `tensor_content` (`--enable_serialization_as_tensor_content`, and our own requests).
+"""
 
 from __future__ import annotations
 
@@ -82,8 +88,9 @@ def to_numpy(proto: tensor_pb2.TensorProto, name: str = "") -> np.ndarray:
     raise InvalidArgument(f"input {name!r}: {len(arr)} values do not fill shape {list(shape)}")
 
 
-def from_numpy(array: np.ndarray) -> tensor_pb2.TensorProto:
-    """Encode a numpy array (numeric via tensor_content; strings as string_val)."""
+def from_numpy(array: np.ndarray, as_content: bool = False) -> tensor_pb2.TensorProto:
+    """Encode a numpy array: typed repeated fields (AsProtoField) or, with `as_content`, numeric values as
+    `tensor_content` bytes (AsProtoTensorContent; strings always go to `string_val`)."""
     array = np.asarray(array)
     proto = tensor_pb2.TensorProto()
     dims = proto.tensor_shape.dim
@@ -97,5 +104,11 @@ def from_numpy(array: np.ndarray) -> tensor_pb2.TensorProto:
         proto.dtype = _DTYPE_FOR_NUMPY[array.dtype]
     except KeyError:
         raise InvalidArgument(f"cannot encode numpy dtype {array.dtype}") from None
-    proto.tensor_content = np.ascontiguousarray(array).tobytes()
+    if as_content:
+        proto.tensor_content = np.ascontiguousarray(array).tobytes()
+        return proto
+    flat = array.reshape(-1)
+    if proto.dtype == types_pb2.DT_HALF:
+        flat = flat.view(np.uint16)  # half_val holds the raw 16 bits in an int32 field
+    getattr(proto, _VAL_FIELD[proto.dtype]).extend(flat.tolist())
     return proto

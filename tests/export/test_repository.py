@@ -5,11 +5,13 @@ import pytest
 from export import repository as r
 
 
-def test_parse_version_accepts_only_canonical_integers():
-    assert r.parse_version("0") == 0
-    assert r.parse_version("17") == 17
-    for bad in ("01", "-1", "1.0", "v1", ".tmp-export-1", "", "1a"):
-        assert r.parse_version(bad) is None
+def test_parse_version_reads_names_as_absl_simple_atoi_does():
+    # TF Serving's own test model lives in 00000123/ and is served as version 123.
+    cases = {"0": 0, "17": 17, "00000123": 123, "+5": 5, "-1": -1, " 7\t": 7, str(2**63 - 1): 2**63 - 1}
+    for name, version in cases.items():
+        assert r.parse_version(name) == version, name
+    for bad in ("1.0", "v1", ".tmp-export-1", "", "1a", "1_000", "0x10", "+", str(2**63), "١٢"):
+        assert r.parse_version(bad) is None, bad
 
 
 def test_make_and_parse_model_path_round_trip(tmp_path):
@@ -32,9 +34,17 @@ def test_parse_model_path_refuses_non_version(tmp_path):
 def test_list_versions_ignores_hidden_and_non_numeric(tmp_path):
     for d in ("1", "10", "2", ".tmp-export-abc", "notes", "007"):
         (tmp_path / d).mkdir()
-    (tmp_path / "3").write_text("a file, not a version")
-    assert r.list_versions(tmp_path) == [1, 2, 10]
+    (tmp_path / "3").write_text("a file: TF Serving aspires it too (and fails to load it)")
+    assert r.list_versions(tmp_path) == [1, 2, 3, 7, 10]
     assert r.list_versions(tmp_path / "missing") == []
+
+
+def test_two_spellings_of_one_version_load_the_later_name(tmp_path, caplog):
+    for d in ("7", "007", "0007"):
+        (tmp_path / d).mkdir()
+    assert r.version_dirs(tmp_path) == {7: tmp_path / "7"}  # sorted: "0007" < "007" < "7"
+    assert "Duplicate version directories detected. Version 7 will be loaded from 7, 007 will be ignored." \
+        in caplog.text
 
 
 def test_next_version_is_highest_plus_one():

@@ -225,11 +225,43 @@ model_config_list {{
   }}
 }}
 """)
-    server = start_server(request.param, [f"--model_config_file={config}", "--rest_api_enable_cors_support=true"],
-                          root)
+    # Labels in the startup config need this flag in tensorflow_model_server (checked before anything loads).
+    server = start_server(request.param, [f"--model_config_file={config}", "--rest_api_enable_cors_support=true",
+                                          "--allow_version_labels_for_unavailable_models"], root)
     try:
         server.wait_available("half_plus_two")
         server.wait_available("half_plus_two", version=1)
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module", params=SERVER_KINDS)
+def conformance_server(request, tmp_path_factory, half_plus_two_source):
+    """TF Serving's test-model layout: half_plus_two in `00000123/`, label `stable` → 123. Conformance vectors run
+    against the local server and, when it is on PATH, tensorflow_model_server."""
+    if request.param == "tensorflow_model_server" and not REAL_BINARY:
+        pytest.skip("tensorflow_model_server is not on PATH (the real binary cannot run on this machine)")
+    root = tmp_path_factory.mktemp("conformance")
+    base = root / "half_plus_two"
+    base.mkdir()
+    install_version(half_plus_two_source, base, 123)
+    (base / "123").rename(base / "00000123")  # TF Serving's testdata name: parsed as version 123
+    config = root / "models.config"
+    config.write_text(f"""
+model_config_list {{
+  config {{
+    name: "half_plus_two"
+    base_path: "{base}"
+    model_platform: "tensorflow"
+    version_labels {{ key: "stable" value: 123 }}
+  }}
+}}
+""")
+    server = start_server(request.param, [f"--model_config_file={config}",
+                                          "--allow_version_labels_for_unavailable_models"], root)
+    try:
+        server.wait_available("half_plus_two")
         yield server
     finally:
         server.stop()

@@ -15,10 +15,23 @@ from serving.errors import InvalidArgument
     np.array([1.5], np.float64), np.arange(6, dtype=np.uint8).reshape(2, 3), np.float16([0.5, 2.0]),
 ])
 def test_numeric_round_trip_and_tf_compatibility(arr):
-    proto = tensor_codec.from_numpy(arr)
-    np.testing.assert_array_equal(tensor_codec.to_numpy(proto), arr)
-    np.testing.assert_array_equal(tf.make_ndarray(proto), arr)  # what TF clients decode
+    for as_content in (False, True):
+        proto = tensor_codec.from_numpy(arr, as_content=as_content)
+        assert bool(proto.tensor_content) == as_content
+        np.testing.assert_array_equal(tensor_codec.to_numpy(proto), arr)
+        np.testing.assert_array_equal(tf.make_ndarray(proto), arr)  # what TF clients decode
     np.testing.assert_array_equal(tensor_codec.to_numpy(tf.make_tensor_proto(arr)), arr)
+
+
+def test_responses_use_the_typed_fields_as_tf_servings_as_proto_field():
+    """TF Serving's default Predict serialization (kAsProtoField): clients read `float_val`, `int64_val`, …"""
+    assert list(tensor_codec.from_numpy(np.array([[0.5, 0.25]], np.float32)).float_val) == [0.5, 0.25]
+    assert list(tensor_codec.from_numpy(np.array([7, 8], np.int64)).int64_val) == [7, 8]
+    assert list(tensor_codec.from_numpy(np.array([3], np.int32)).int_val) == [3]
+    assert list(tensor_codec.from_numpy(np.array([2.5], np.float64)).double_val) == [2.5]
+    assert list(tensor_codec.from_numpy(np.array([True])).bool_val) == [True]
+    assert list(tensor_codec.from_numpy(np.float16([1.0])).half_val) == [0x3C00]  # raw IEEE half bits
+    assert list(tensor_codec.from_numpy(np.array([b"cat"], dtype=object)).string_val) == [b"cat"]
 
 
 def test_strings_round_trip():

@@ -70,8 +70,7 @@ def test_field_numbers_are_tf_servings():
 
 
 @pytest.mark.parametrize(("loader", "text", "needle"), [
-    (config_files.load_model_server_config, "model_config_list { config { name: 'a' } }", "no base_path"),
-    (config_files.load_model_server_config, "model_config_list { bogus: 1 }", "invalid ModelServerConfig"),
+    (config_files.load_model_server_config, "model_config_list { bogus: 1 }", "Invalid protobuf file: '.*bad.config'"),
     (config_files.load_batching_parameters, "max_batch_size { value: 8 } allowed_batch_sizes: 4", "must equal"),
     (config_files.load_batching_parameters, "allowed_batch_sizes: 4 allowed_batch_sizes: 2", "increasing"),
 ])
@@ -81,6 +80,46 @@ def test_bad_config_files_name_the_problem(tmp_path, loader, text, needle):
     with pytest.raises(InvalidArgument, match=needle) as e:
         loader(path)
     assert "bad.config" in str(e.value)
+
+
+M = "model_config_list {{ config {{ {} }} config {{ {} }} }}"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (M.format("name: 'a' base_path: '/m/a' model_platform: 'tensorflow'",
+              "name: 'a' base_path: '/m/b' model_platform: 'tensorflow'"),
+     "Illegal to list model a multiple times in config list"),
+    (M.format("name: 'a' base_path: '/m/a' model_platform: 'tensorflow'", "name: 'b' base_path: 'models/b'"),
+     "Expected model b to have an absolute path or URI; got base_path()=models/b"),
+    (M.format("name: 'a' base_path: '/m/a' model_platform: 'tensorflow'", "name: 'b'"),
+     "Expected model b to have an absolute path or URI; got base_path()="),
+    (M.format("name: 'a' base_path: 'gs://bucket/a' model_platform: 'tensorflow'", "name: 'b' base_path: '/m/b'"),
+     "Illegal setting neither ModelServerConfig::model_type (deprecated) nor ModelServerConfig::model_platform, "
+     "model name is b"),
+    (M.format("name: 'a' base_path: '/m/a' model_platform: 'tensorflow'",
+              "name: 'b' base_path: '/m/b' model_platform: 'pytorch'"),
+     "Model b requests unsupported platform pytorch"),
+    (M.format("name: 'a' base_path: '/m/a' model_type: TENSORFLOW model_platform: 'tensorflow'",
+              "name: 'b' base_path: '/m/b' model_platform: 'tensorflow'"),
+     "Illegal setting both ModelServerConfig::model_type (deprecated) and ModelServerConfig::model_platform, "
+     "model name is a"),
+])
+def test_model_configs_tf_serving_refuses_are_refused_with_its_messages(tmp_path, text, message):
+    path = tmp_path / "models.config"
+    path.write_text(text)
+    with pytest.raises(InvalidArgument) as e:
+        config_files.load_model_server_config(path)
+    assert e.value.message == message
+
+
+def test_model_config_missing_file_and_legacy_model_type(tmp_path):
+    from serving.errors import NotFound
+
+    with pytest.raises(NotFound, match="; No such file or directory"):
+        config_files.load_model_server_config(tmp_path / "nope.config")
+    path = tmp_path / "legacy.config"
+    path.write_text("model_config_list { config { name: 'a' base_path: '/m/a' model_type: TENSORFLOW } }")
+    assert config_files.load_model_server_config(path).model_config_list.config[0].name == "a"
 
 
 def dockerfile_cmd() -> list[str]:
@@ -96,8 +135,10 @@ def test_dockerfile_copies_every_referenced_file_and_pins_matching_version():
     tag = re.search(r"^FROM tensorflow/serving:(\S+)", text, re.M).group(1)
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     assert f"tensorflow-serving-api=={tag}" in deps
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.M))
     copies = [shlex.split(line)[1:] for line in text.splitlines() if line.startswith("COPY")]
-    sources = [s for c in copies for s in c[:-1] if not s.startswith("--")]
+    sources = [re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], s) for c in copies for s in c[:-1]
+               if not s.startswith("--")]
     for src in sources:
         assert (ROOT / src).exists(), src
     targets = {c[-1] for c in copies}
@@ -108,9 +149,43 @@ def test_dockerfile_copies_every_referenced_file_and_pins_matching_version():
             path = arg.split("=", 1)[1]
             assert path.startswith("/etc/tfserving/")
             assert (ROOT / "serving" / Path(path).name).exists()
-    config = config_files.load_model_server_config(ROOT / "serving" / "models.config")
-    for m in config.model_config_list.config:
-        assert m.base_path.startswith("/models/")  # copied from the repository's models/ directory
+    for name in ("models.config", "models.cifar10.config"):
+        config = config_files.load_model_server_config(ROOT / "serving" / name)
+        for m in config.model_config_list.config:
+            assert m.base_path.startswith("/models/")  # copied from the repository's models/ directory
+
+
+def test_the_docker_quickstart_serves_only_what_it_exports():
+    """README's docker steps export cifar10 alone, so the config they bake in must name cifar10 alone (the real
+    server waits for every configured model before opening its ports)."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("### Production: the `tensorflow/serving` image"):]
+    block = block[block.index("```bash"):block.index("```", block.index("```bash") + 7)]
+    exported = set(re.findall(r"python -m export (\w+)", block))
+    config_arg = re.search(r"--build-arg MODEL_CONFIG=(\S+)", block).group(1)
+    config = config_files.load_model_server_config(ROOT / config_arg)
+    assert {m.name for m in config.model_config_list.config} == exported == {"cifar10"}
+
+
+def test_dockerignore_keeps_the_build_context_to_models_and_configs():
+    import fnmatch
+
+    rules = [r for r in (ROOT / ".dockerignore").read_text().splitlines() if r and not r.startswith("#")]
+
+    def ignored(path: str) -> bool:  # Docker's rule: the last matching pattern wins
+        verdict = False
+        for rule in rules:
+            negate, pattern = rule.startswith("!"), rule.lstrip("!").rstrip("/")
+            if fnmatch.fnmatch(path, pattern) or path.startswith(pattern + "/"):
+                verdict = not negate
+        return verdict
+
+    for kept in ("models/cifar10/1/saved_model.pb", "serving/models.config", "serving/models.cifar10.config",
+                 "serving/batching.config", "serving/monitoring.config", "serving/model_ready.sh"):
+        assert not ignored(kept), kept
+    for dropped in (".venv/bin/python", ".cache/x", ".git/HEAD", "tests/conftest.py", "export/gate.py",
+                    "models/cifar10/.tmp-export-abc/saved_model.pb"):
+        assert ignored(dropped), dropped
 
 
 def test_dockerfile_flags_are_all_known_to_the_local_server(caplog):

@@ -128,7 +128,9 @@ def test_config_reload_by_rpc_and_labels(server_kind, repo, tmp_path, half_plus_
     install_version(half_plus_two_source, repo, 2)
     cfg = tmp_path / "models.config"
     cfg.write_text(text_format.MessageToString(_config(repo, {"stable": 1}, versions_=(1,))))
-    server = start_server(server_kind, [f"--model_config_file={cfg}", *FAST_POLL], tmp_path)
+    # Labels in the startup config need the flag (tensorflow_model_server checks labels before loading anything).
+    server = start_server(server_kind, [f"--model_config_file={cfg}", "--allow_version_labels_for_unavailable_models",
+                                        *FAST_POLL], tmp_path)
     try:
         server.wait_available("half_plus_two")
         assert set(versions(server)) == {1}
@@ -139,7 +141,7 @@ def test_config_reload_by_rpc_and_labels(server_kind, repo, tmp_path, half_plus_
         assert versions(server)[2]["state"] == "AVAILABLE"
         r = requests.get(f"{server.rest}/v1/models/half_plus_two/labels/canary", timeout=10).json()
         assert r["model_version_status"][0]["version"] == "2"
-        # A label may only point at an AVAILABLE version.
+        # An existing label may only move to an AVAILABLE version, even with the flag.
         bad = model_management_pb2.ReloadConfigRequest(config=_config(repo, {"stable": 7}))
         with pytest.raises(grpc.RpcError) as e:
             stub.HandleReloadConfigRequest(bad, timeout=60)

@@ -137,7 +137,7 @@ def test_thread_flags_follow_tf_servings_precedence():
     assert session_options(ServerOptions(tensorflow_session_parallelism=3)).intra_op_parallelism == 3
     mixed = session_options(ServerOptions(tensorflow_intra_op_parallelism=2, tensorflow_session_parallelism=5))
     assert (mixed.intra_op_parallelism, mixed.inter_op_parallelism) == (2, 0)
-    with pytest.raises(ValueError, match="You cannot configure all"):
+    with pytest.raises(InvalidArgument, match="You cannot configure all"):
         session_options(ServerOptions(tensorflow_intra_op_parallelism=1, tensorflow_inter_op_parallelism=1,
                                       tensorflow_session_parallelism=1))
     config = session_options(ServerOptions(tensorflow_intra_op_parallelism=2)).config_proto()
