@@ -128,6 +128,10 @@ def publish(staged: Path, model_dir: str | os.PathLike[str], version: int) -> Pa
     if target.exists() or version in version_dirs(model_dir):
         raise RepositoryError(f"version {version} appeared in {model_dir} while exporting; nothing published")
     _fsync_tree(staged)
+    # mkdtemp made the staging directory 0700; a published version must be readable by the serving user (the image
+    # runs as UID 10001, a PVC may be mounted by another user): give it the mode a plain mkdir would get under the
+    # current umask (0755 with the usual 022), as everything TensorFlow wrote inside already has.
+    os.chmod(staged, 0o777 & ~_current_umask())
     os.rename(staged, target)
     _fsync_dir(Path(model_dir))
     logger.info("published %s", target)
@@ -164,6 +168,12 @@ def clean_stale_staging(model_dir: str | os.PathLike[str]) -> list[str]:
                 shutil.rmtree(e, ignore_errors=True)
                 removed.append(e.name)
     return removed
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_tree(root: Path) -> None:

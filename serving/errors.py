@@ -90,6 +90,14 @@ class DataLoss(ServingError):
     code = "DATA_LOSS"
 
 
+class PayloadTooLarge(InvalidArgument):
+    """A request body over the server's size limit: INVALID_ARGUMENT for gRPC, HTTP 413 for REST."""
+
+    @property
+    def http_status(self) -> int:
+        return 413
+
+
 def error_for_code(code: str | int, message: str) -> ServingError:
     """The ServingError for a canonical code name or tensorflow.error.Code number (the code kept even where no
     subclass exists, e.g. OUT_OF_RANGE; UNKNOWN for a number outside the canonical set)."""

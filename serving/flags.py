@@ -33,6 +33,7 @@ class ServerOptions:
     rest_api_num_threads: int = 0
     rest_api_timeout_in_ms: int = 30000
     rest_api_enable_cors_support: bool = False
+    rest_api_max_body_bytes: int = 64 << 20
     model_name: str = "default"
     model_base_path: str = ""
     model_config_file: str = ""
@@ -67,6 +68,8 @@ _HELP = {
     "rest_api_num_threads": "threads running REST inference (0: 4 per core)",
     "rest_api_timeout_in_ms": "deadline of a REST request",
     "rest_api_enable_cors_support": "answer CORS preflight and add CORS headers",
+    "rest_api_max_body_bytes": "largest REST request body, also after gzip/deflate inflation: larger ones get HTTP "
+                               "413 (local server only; the real server has no such flag)",
     "model_name": "name of the single model (ignored with --model_config_file)",
     "model_base_path": "directory holding the single model's integer versions",
     "model_config_file": "text ModelServerConfig proto (takes precedence over --model_name/--model_base_path)",

@@ -199,6 +199,39 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
+PREDICTION_METHODS = {
+    "Classify": classification_pb2.ClassificationRequest, "Regress": regression_pb2.RegressionRequest,
+    "Predict": predict_pb2.PredictRequest, "MultiInference": inference_pb2.MultiInferenceRequest,
+    "GetModelMetadata": get_model_metadata_pb2.GetModelMetadataRequest,
+}
+MODEL_METHODS = {
+    "GetModelStatus": get_model_status_pb2.GetModelStatusRequest,
+    "HandleReloadConfigRequest": model_management_pb2.ReloadConfigRequest,
+}
+
+
+def _add_service(server: grpc.aio.Server, service: str, servicer, methods: dict) -> None:
+    """Register `servicer`'s methods taking raw request bytes, so a message that does not parse is answered
+    INVALID_ARGUMENT naming the message type (grpc's own deserializer failure would leave as UNKNOWN)."""
+
+    def handler(name: str, request_type):
+        method = getattr(servicer, name)
+
+        async def parse_and_call(raw: bytes, context):
+            try:
+                request = request_type.FromString(raw)
+            except Exception as e:  # DecodeError, or a recursion limit hit by a hostile message
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"Could not parse the request as {request_type.DESCRIPTOR.full_name}: {e}")
+            return await method(request, context)
+
+        return grpc.unary_unary_rpc_method_handler(parse_and_call, request_deserializer=None,
+                                                   response_serializer=lambda message: message.SerializeToString())
+
+    handlers = {name: handler(name, request_type) for name, request_type in methods.items()}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+
+
 def build_grpc_server(core: InferenceCore, reload_config, port: int, pool: futures.Executor,
                       ssl_config=None, health: bool = True, metrics=None,
                       tensor_content: bool = False) -> grpc.aio.Server:
@@ -213,9 +246,9 @@ def build_grpc_server(core: InferenceCore, reload_config, port: int, pool: futur
             ("grpc.so_reuseport", 0),
         ],
     )
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(core, pool, metrics, tensor_content), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(core, reload_config), server)
+    predictions = PredictionServicer(core, pool, metrics, tensor_content)
+    _add_service(server, "tensorflow.serving.PredictionService", predictions, PREDICTION_METHODS)
+    _add_service(server, "tensorflow.serving.ModelService", ModelServicer(core, reload_config), MODEL_METHODS)
     if health:
         try:
             from grpc_health.v1 import health_pb2_grpc

@@ -54,10 +54,16 @@ class _Counters:
             yield m
 
 
+UNKNOWN_MODEL = "(unknown model)"
+
+
 class ServerMetrics:
     """Every metric the server records; `exposition()` renders the Prometheus text format."""
 
-    def __init__(self):
+    def __init__(self, known_models=None):
+        # Label values come only from configured models: a request for any other name is counted under
+        # UNKNOWN_MODEL, so clients cannot grow the server's memory and every scrape with made-up names.
+        self._known_models = known_models or (lambda: ())
         self.registry = CollectorRegistry(auto_describe=False)
         self.counters = _Counters()
         self.counters.define(REQUEST_COUNT, "The number of requests.", ("model_name", "status"))
@@ -85,6 +91,8 @@ class ServerMetrics:
     @contextlib.contextmanager
     def request(self, model_name: str, api: str, entrypoint: str):
         """Count a request and time it; the status is the error code of whatever escapes."""
+        if model_name not in self._known_models():
+            model_name = UNKNOWN_MODEL
         started = time.perf_counter()
         status = "OK"
         try:

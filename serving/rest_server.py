@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
 import logging
 import re
 import time
@@ -15,13 +14,15 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2
 
 from serving import json_codec
-from serving.errors import DeadlineExceeded, InvalidArgument, as_serving_error
+from serving.errors import DeadlineExceeded, InvalidArgument, PayloadTooLarge, as_serving_error
 from serving.inference import InferenceCore, ModelRef
 from serving.servable import DEFAULT_SIGNATURE
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 1 << 30
+# Default --rest_api_max_body_bytes: a batch of 32 224×224 images as JSON pixels is ~20 MB; a body is held about
+# 4× in memory while it is parsed, so this bounds one request's peak near 256 MiB.
+MAX_BODY_BYTES = 64 << 20
 _POST_RE = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?:(classify|regress|predict)$", re.I)
 _GET_RE = re.compile(r"^/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?(/metadata)?$", re.I)
 _CORS = {
@@ -93,8 +94,9 @@ class RestApi:
     """The aiohttp application; inference runs on a thread pool so the event loop keeps accepting."""
 
     def __init__(self, core: InferenceCore, threads: int, timeout_ms: int, cors: bool, metrics_route=None,
-                 metrics=None):
+                 metrics=None, max_body_bytes: int = MAX_BODY_BYTES):
         self.core = core
+        self.max_body_bytes = max_body_bytes
         self.metrics = metrics
         self.pool = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rest")
         self.timeout = timeout_ms / 1000 if timeout_ms > 0 else None
@@ -119,7 +121,7 @@ class RestApi:
 
     def app(self) -> web.Application:
         """Build the aiohttp application."""
-        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._count_in_flight])
+        app = web.Application(client_max_size=self.max_body_bytes, middlewares=[self._count_in_flight])
         if self.metrics_route:
             app.router.add_get(self.metrics_route[0], self.metrics_route[1])
         app.router.add_route("*", "/v1/{tail:.*}", self.handle)
@@ -144,7 +146,12 @@ class RestApi:
                 obj = await self._in_thread(fn, self.core, ref)
                 return self._respond(200, json_codec.dumps(obj))
             if request.method == "POST" and (m := _POST_RE.match(path)):
-                body = _decompress(await request.read(), request.headers.get("Content-Encoding", ""))
+                try:
+                    raw = await request.read()
+                except web.HTTPRequestEntityTooLarge as e:
+                    raise PayloadTooLarge(f"Request body exceeds the limit of {self.max_body_bytes} bytes "
+                                          f"(--rest_api_max_body_bytes)") from e
+                body = _decompress(raw, request.headers.get("Content-Encoding", ""), self.max_body_bytes)
                 deadline = time.perf_counter() + self.timeout if self.timeout else None
 
                 def work() -> bytes:
@@ -157,6 +164,8 @@ class RestApi:
             if request.method not in ("GET", "POST"):
                 return self._respond(405, json_codec.dumps({"error": f"Unsupported method {request.method}"}))
             raise InvalidArgument(f"Malformed request: {request.method} {path}")
+        except RecursionError as e:  # a JSON value nested deeper than any tensor can be
+            return self._error(InvalidArgument(f"JSON value nested too deeply: {e}"))
         except Exception as e:  # every failure leaves as {"error": ...} with TF Serving's HTTP status
             err = as_serving_error(e)
             if err.code == "INTERNAL":
@@ -178,16 +187,21 @@ class RestApi:
         self.pool.shutdown(wait=True)
 
 
-def _decompress(body: bytes, encoding: str) -> bytes:
+def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """gzip/deflate bodies, inflated at most to `limit` bytes (a small bomb must not cost gigabytes)."""
     enc = encoding.strip().lower()
     if not enc or enc == "identity":
         return body
+    if enc not in ("gzip", "deflate"):
+        raise InvalidArgument(f"unsupported Content-Encoding {encoding!r}")
+    inflater = zlib.decompressobj(wbits=31 if enc == "gzip" else 15)
     try:
-        if enc == "gzip":
-            return gzip.decompress(body)
-        if enc == "deflate":
-            return zlib.decompress(body)
-    except (OSError, zlib.error, EOFError) as e:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as e:
         raise InvalidArgument(f"cannot decompress {enc} request body: {e}") from e
-    raise InvalidArgument(f"unsupported Content-Encoding {encoding!r}")
-
+    if len(out) > limit:
+        raise PayloadTooLarge(f"{enc} request body inflates beyond the limit of {limit} bytes "
+                              f"(--rest_api_max_body_bytes)")
+    if not inflater.eof:
+        raise InvalidArgument(f"cannot decompress {enc} request body: truncated stream")
+    return out

@@ -69,7 +69,7 @@ class ModelServer:
         )
         from serving.metrics import ServerMetrics
 
-        self.metrics = ServerMetrics()
+        self.metrics = ServerMetrics(known_models=self.manager.model_names)
         self.batcher = None
         self.core = InferenceCore(self.manager, on_runtime=self.metrics.runtime,
                                   method_name_check=options.enable_signature_method_name_check)
@@ -189,7 +189,8 @@ class ModelServer:
             route = (self.metrics_path, self._metrics_handler) if self.metrics_path else None
             self.rest = RestApi(self.core, self.options.rest_api_num_threads or DEFAULT_IO_THREADS,
                                 self.options.rest_api_timeout_in_ms, self.options.rest_api_enable_cors_support,
-                                metrics_route=route, metrics=self.metrics)
+                                metrics_route=route, metrics=self.metrics,
+                                max_body_bytes=self.options.rest_api_max_body_bytes)
             runner = web.AppRunner(self.rest.app(), access_log=None, handle_signals=False, auto_decompress=False)
             await runner.setup()
             await web.TCPSite(runner, "0.0.0.0", self.options.rest_api_port, reuse_address=True).start()

@@ -42,9 +42,19 @@ _VAL_FIELD = {
 }
 
 
+# A TensorProto with one value (or none) for a larger shape is filled as TF's Tensor::FromProto does; the filled
+# tensor may not exceed this many elements (64 Mi: 256 MiB of float32), so a 40-byte request cannot declare a
+# 1e9-element tensor and make the server allocate it.
+MAX_FILLED_ELEMENTS = 1 << 26
+MAX_DIMS = 64  # numpy's limit; TensorShape allows 254
+
+
 def dtype_name(dtype: int) -> str:
-    """`DT_FLOAT` etc. for messages."""
-    return types_pb2.DataType.Name(dtype)
+    """`DT_FLOAT` etc. for messages (the number for a value outside the enum)."""
+    try:
+        return types_pb2.DataType.Name(dtype)
+    except ValueError:
+        return f"DataType({dtype})"
 
 
 def numpy_dtype(dtype: int) -> np.dtype:
@@ -52,7 +62,7 @@ def numpy_dtype(dtype: int) -> np.dtype:
     try:
         return _NUMPY_FOR_DTYPE[dtype]
     except KeyError:
-        raise InvalidArgument(f"unsupported tensor dtype {types_pb2.DataType.Name(dtype)}") from None
+        raise InvalidArgument(f"unsupported tensor dtype {dtype_name(dtype)}") from None
 
 
 def to_numpy(proto: tensor_pb2.TensorProto, name: str = "") -> np.ndarray:
@@ -63,6 +73,8 @@ def to_numpy(proto: tensor_pb2.TensorProto, name: str = "") -> np.ndarray:
     shape = tuple(d.size for d in proto.tensor_shape.dim)
     if any(s < 0 for s in shape):
         raise InvalidArgument(f"input {name!r}: negative dimension in shape {list(shape)}")
+    if len(shape) > MAX_DIMS:
+        raise InvalidArgument(f"input {name!r}: {len(shape)} dimensions, at most {MAX_DIMS} are supported")
     count = math.prod(shape)  # exact Python ints (np.prod costs ~20 µs per request here)
     if proto.tensor_content and proto.dtype != types_pb2.DT_STRING:
         if len(proto.tensor_content) != count * dtype.itemsize:
@@ -72,6 +84,12 @@ def to_numpy(proto: tensor_pb2.TensorProto, name: str = "") -> np.ndarray:
             )
         return np.frombuffer(proto.tensor_content, dtype=dtype).reshape(shape)
     values = getattr(proto, _VAL_FIELD[proto.dtype])
+    if len(values) != count:
+        if len(values) > 1:
+            raise InvalidArgument(f"input {name!r}: {len(values)} values do not fill shape {list(shape)}")
+        if count > MAX_FILLED_ELEMENTS:
+            raise InvalidArgument(f"input {name!r}: shape {list(shape)} declares {count} elements but the request "
+                                  f"carries {len(values)} value(s); filling more than {MAX_FILLED_ELEMENTS} is refused")
     if proto.dtype == types_pb2.DT_STRING:
         arr = np.empty(len(values), dtype=object)
         arr[:] = list(values)

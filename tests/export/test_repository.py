@@ -1,3 +1,5 @@
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -83,6 +85,18 @@ def test_publish_renames_into_place_and_never_overwrites(tmp_path):
     assert [p.name for p in model_dir.iterdir()] == ["1"]
     with r.staging_dir(model_dir) as staged, pytest.raises(r.RepositoryError, match="appeared"):
         r.publish(staged, model_dir, 1)
+
+
+def test_published_version_is_readable_by_other_users_under_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with r.staging_dir(tmp_path / "m") as staged:
+            (staged / "saved_model.pb").write_bytes(b"x")
+            target = r.publish(staged, tmp_path / "m", 1)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755  # was 0700 (mkdtemp's), unreadable for the serving user
+    assert stat.S_IMODE((target / "saved_model.pb").stat().st_mode) == 0o644
 
 
 def test_prune_keeps_newest(tmp_path):
