@@ -40,13 +40,16 @@ def lookup(servable: Servable, signature_name: str, missing_message: str) -> Sig
     return signature
 
 
-def check_classification(servable: Servable, signature: Signature, method_check: bool) -> list[str]:
-    """PreProcessClassification: the output aliases to fetch (classes before scores)."""
-    if method_check and signature.method_name != CLASSIFY_METHOD:
-        raise InvalidArgument(f"Expected classification signature method_name to be {CLASSIFY_METHOD}. "
-                              f"Was: {signature.method_name}")
+def _check_method_and_input_count(signature: Signature, method_check: bool, method: str, kind: str) -> None:
+    if method_check and signature.method_name != method:
+        raise InvalidArgument(f"Expected {kind} signature method_name to be {method}. Was: {signature.method_name}")
     if len(signature.inputs) != 1:
         raise InvalidArgument("Expected one input Tensor.")
+
+
+def check_classification(servable: Servable, signature: Signature, method_check: bool) -> list[str]:
+    """PreProcessClassification: the output aliases to fetch (classes before scores)."""
+    _check_method_and_input_count(signature, method_check, CLASSIFY_METHOD, "classification")
     if len(signature.outputs) not in (1, 2):
         raise InvalidArgument(f"Expected one or two output Tensors, found {len(signature.outputs)}")
     if INPUTS not in signature.inputs:
@@ -61,11 +64,7 @@ def check_classification(servable: Servable, signature: Signature, method_check:
 
 def check_regression(servable: Servable, signature: Signature, method_check: bool) -> list[str]:
     """PreProcessRegression: the output alias to fetch."""
-    if method_check and signature.method_name != REGRESS_METHOD:
-        raise InvalidArgument(f"Expected regression signature method_name to be {REGRESS_METHOD}. "
-                              f"Was: {signature.method_name}")
-    if len(signature.inputs) != 1:
-        raise InvalidArgument("Expected one input Tensor.")
+    _check_method_and_input_count(signature, method_check, REGRESS_METHOD, "regression")
     if len(signature.outputs) != 1:
         raise InvalidArgument("Expected one output Tensor.")
     if INPUTS not in signature.inputs:

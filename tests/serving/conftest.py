@@ -203,15 +203,18 @@ def server_kind(request) -> str:
     return request.param
 
 
-@pytest.fixture(scope="module", params=SERVER_KINDS)
-def h2t_server(request, tmp_path_factory, half_plus_two_source):
-    """A server with half_plus_two versions 1 and 2 (policy: all) and label stable=1, canary=2."""
-    if request.param == "tensorflow_model_server" and not REAL_BINARY:
+def _labelled_half_plus_two(kind: str, src: Path, root: Path, versions: dict[int, str], policy: str,
+                            labels: dict[str, int], extra: tuple[str, ...] = ()):
+    """Serve half_plus_two from `base` with the given version directory names, policy and labels (the startup
+    config carries labels, so the flag tensorflow_model_server needs for them is passed); yields when AVAILABLE."""
+    if kind == "tensorflow_model_server" and not REAL_BINARY:
         pytest.skip("tensorflow_model_server is not on PATH (the real binary cannot run on this machine)")
-    root = tmp_path_factory.mktemp("h2t-repo")
     base = root / "half_plus_two"
-    install_version(half_plus_two_source, base, 1)
-    install_version(half_plus_two_source, base, 2)
+    for version, dirname in versions.items():
+        install_version(src, base, version)
+        if dirname != str(version):
+            (base / str(version)).rename(base / dirname)
+    label_lines = "".join(f'    version_labels {{ key: "{k}" value: {v} }}\n' for k, v in labels.items())
     config = root / "models.config"
     config.write_text(f"""
 model_config_list {{
@@ -219,49 +222,33 @@ model_config_list {{
     name: "half_plus_two"
     base_path: "{base}"
     model_platform: "tensorflow"
-    model_version_policy {{ all {{}} }}
-    version_labels {{ key: "stable" value: 1 }}
-    version_labels {{ key: "canary" value: 2 }}
-  }}
+    {policy}
+{label_lines}  }}
 }}
 """)
-    # Labels in the startup config need this flag in tensorflow_model_server (checked before anything loads).
-    server = start_server(request.param, [f"--model_config_file={config}", "--rest_api_enable_cors_support=true",
-                                          "--allow_version_labels_for_unavailable_models"], root)
+    server = start_server(kind, [f"--model_config_file={config}", "--allow_version_labels_for_unavailable_models",
+                                 *extra], root)
     try:
-        server.wait_available("half_plus_two")
-        server.wait_available("half_plus_two", version=1)
+        for version in versions:
+            server.wait_available("half_plus_two", version=version)
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module", params=SERVER_KINDS)
+def h2t_server(request, tmp_path_factory, half_plus_two_source):
+    """A server with half_plus_two versions 1 and 2 (policy: all) and label stable=1, canary=2."""
+    root = tmp_path_factory.mktemp("h2t-repo")
+    yield from _labelled_half_plus_two(request.param, half_plus_two_source, root, {1: "1", 2: "2"},
+                                       "model_version_policy { all {} }", {"stable": 1, "canary": 2},
+                                       ("--rest_api_enable_cors_support=true",))
 
 
 @pytest.fixture(scope="module", params=SERVER_KINDS)
 def conformance_server(request, tmp_path_factory, half_plus_two_source):
-    """TF Serving's test-model layout: half_plus_two in `00000123/`, label `stable` → 123. Conformance vectors run
-    against the local server and, when it is on PATH, tensorflow_model_server."""
-    if request.param == "tensorflow_model_server" and not REAL_BINARY:
-        pytest.skip("tensorflow_model_server is not on PATH (the real binary cannot run on this machine)")
+    """TF Serving's test-model layout: half_plus_two in `00000123/` (parsed as version 123), label `stable` → 123.
+    Conformance vectors run against the local server and, when it is on PATH, tensorflow_model_server."""
     root = tmp_path_factory.mktemp("conformance")
-    base = root / "half_plus_two"
-    base.mkdir()
-    install_version(half_plus_two_source, base, 123)
-    (base / "123").rename(base / "00000123")  # TF Serving's testdata name: parsed as version 123
-    config = root / "models.config"
-    config.write_text(f"""
-model_config_list {{
-  config {{
-    name: "half_plus_two"
-    base_path: "{base}"
-    model_platform: "tensorflow"
-    version_labels {{ key: "stable" value: 123 }}
-  }}
-}}
-""")
-    server = start_server(request.param, [f"--model_config_file={config}",
-                                          "--allow_version_labels_for_unavailable_models"], root)
-    try:
-        server.wait_available("half_plus_two")
-        yield server
-    finally:
-        server.stop()
+    yield from _labelled_half_plus_two(request.param, half_plus_two_source, root, {123: "00000123"}, "",
+                                       {"stable": 123})
