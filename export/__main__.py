@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             model_dir = repository.make_model_path(args.model_base_path, args.name)
             version = repository.resolve_version(model_dir, args.version)
             summary = caltechown_export.run_imagenet(args.backbone, args.weights, args.images, PublishSettings(
-                args.model_base_path, args.name, version, args.keep, gate_policy(args)))
+                args.model_base_path, args.name, version, args.keep, gate_policy(args),
+                renumber=str(args.version) == "auto"))
     except GateFailed as e:
         print(f"error: validation gate failed, nothing published: {e}", file=sys.stderr)
         print(json.dumps(e.summary))

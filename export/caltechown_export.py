@@ -173,7 +173,7 @@ def run(cfg: CaltechownConfig) -> dict:
         },
     )
     return stage_gate_publish(trained, test, PublishSettings(cfg.model_base_path, cfg.name, version, cfg.keep,
-                                                             cfg.policy))
+                                                             cfg.policy, renumber=str(cfg.version) == "auto"))
 
 
 def imagenet_class_names() -> list[str]:

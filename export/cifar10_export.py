@@ -106,5 +106,6 @@ def run(cfg: CifarExportConfig) -> dict:
             },
         },
     )
-    settings = PublishSettings(cfg.model_base_path, cfg.name, version, cfg.keep, cfg.policy)
+    settings = PublishSettings(cfg.model_base_path, cfg.name, version, cfg.keep, cfg.policy,
+                               renumber=str(cfg.version) == "auto")
     return stage_gate_publish(trained, splits.test, settings)

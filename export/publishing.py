@@ -43,6 +43,7 @@ class PublishSettings:
     version: int
     keep: int | None
     policy: GatePolicy
+    renumber: bool = False  # --version auto: take the next free number if a concurrent export took this one
 
 
 @dataclass
@@ -138,7 +139,28 @@ def stage_gate_publish(trained: TrainedModel, test: LabeledImages, settings: Pub
         }
         if not gate.passed:
             raise GateFailed(summary)
-        repository.publish(staged, model_dir, settings.version)
-    if settings.keep:
-        summary["pruned"] = repository.prune(model_dir, settings.keep)
+        with repository.publish_lock(model_dir):  # one publisher at a time per model directory
+            version = _final_version(model_dir, settings)
+            if version != settings.version:
+                metadata["version"] = summary["version"] = version
+                summary["path"] = str(model_dir / str(version))
+                (staged / METADATA_PATH).write_text(json.dumps(metadata, indent=2) + "\n")
+            repository.publish(staged, model_dir, version)
+            if settings.keep:
+                summary["pruned"] = repository.prune(model_dir, settings.keep)
     return summary
+
+
+def _final_version(model_dir: Path, settings: PublishSettings) -> int:
+    """The version to publish as, decided under the publish lock: the planned one, or with `--version auto` the
+    next free one when a concurrent export published the planned number meanwhile."""
+    taken = repository.list_versions(model_dir)
+    if settings.version not in taken:
+        return settings.version
+    if not settings.renumber:
+        raise repository.RepositoryError(f"version {settings.version} appeared in {model_dir} while exporting "
+                                         f"(another export?); nothing published")
+    version = repository.next_version(taken)
+    logger.warning("version %d was published by a concurrent export meanwhile; publishing as version %d",
+                   settings.version, version)
+    return version

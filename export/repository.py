@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,8 @@ _SIMPLE_ATOI_RE = re.compile(r"[+-]?[0-9]+")
 _ASCII_WHITESPACE = " \t\n\v\f\r"  # what absl::SimpleAtoi strips around the number
 _INT64 = (-(2**63), 2**63 - 1)
 TEMP_PREFIX = ".tmp-export-"
+STALE_AFTER_S = 24 * 3600  # a staging directory untouched this long belongs to no running export
+ORPHAN_AFTER_S = 3600  # a hidden directory without an owner pid (an interrupted prune) is removed after this
 
 
 class RepositoryError(Exception):
@@ -114,7 +117,7 @@ def staging_dir(model_dir: str | os.PathLike[str]) -> Iterator[Path]:
     """A hidden temporary directory inside `model_dir`, removed on exit unless it was published."""
     d = Path(model_dir)
     d.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=d))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=d))  # the owner's pid: see below
     try:
         yield tmp
     finally:
@@ -158,16 +161,51 @@ def prune(model_dir: str | os.PathLike[str], keep: int) -> list[int]:
     return doomed
 
 
-def clean_stale_staging(model_dir: str | os.PathLike[str]) -> list[str]:
-    """Remove hidden staging directories left behind by a killed export."""
+def clean_stale_staging(model_dir: str | os.PathLike[str], now: float | None = None) -> list[str]:
+    """Remove hidden staging directories left behind by a killed export, never a running export's: a directory
+    named after its owner's pid (`.tmp-export-<pid>-…`) is stale when that process no longer exists, any other
+    (older name, a prune interrupted halfway) or one on a shared volume of another host after STALE_AFTER_S."""
     d = Path(model_dir)
     removed = []
-    if d.is_dir():
-        for e in d.iterdir():
-            if e.name.startswith(TEMP_PREFIX) and e.is_dir():
-                shutil.rmtree(e, ignore_errors=True)
-                removed.append(e.name)
+    if not d.is_dir():
+        return removed
+    now = time.time() if now is None else now
+    for e in d.iterdir():
+        if not e.name.startswith(TEMP_PREFIX) or not e.is_dir():
+            continue
+        owner = e.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        age = now - e.stat().st_mtime
+        limit = STALE_AFTER_S if owner.isdigit() else ORPHAN_AFTER_S
+        if age > limit or (owner.isdigit() and not _process_exists(int(owner))):
+            shutil.rmtree(e, ignore_errors=True)
+            removed.append(e.name)
     return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+@contextlib.contextmanager
+def publish_lock(model_dir: str | os.PathLike[str]) -> Iterator[None]:
+    """An exclusive lock on `<model_dir>/.publish.lock` (flock; hidden, so TF Serving ignores it): concurrent
+    exporters of one model check, number and rename their versions one at a time."""
+    import fcntl
+
+    d = Path(model_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / ".publish.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _current_umask() -> int:

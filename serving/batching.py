@@ -154,12 +154,15 @@ class BatchScheduler:
         """Under the lock: a ready batch, or None (and how long to wait is decided by the caller)."""
         now = time.perf_counter()
         timeout = self.options.batch_timeout_micros / 1e6
-        for q in self._queues.values():
+        for key, q in list(self._queues.items()):
             while q.tasks and q.tasks[0].deadline is not None and q.tasks[0].deadline < now:
                 late = q.tasks.popleft()
                 q.rows -= late.rows
                 late.fail(DeadlineExceeded("deadline exceeded while waiting in the batch queue"))
             if not q.tasks:
+                # An empty queue is dropped: it holds its servable, and an unloaded version must not stay alive
+                # (its Session and graph) through a queue nobody will use again.
+                del self._queues[key]
                 continue
             if q.rows >= self.options.max_batch_size or now - q.tasks[0].enqueued >= timeout:
                 batch, rows = [], 0
@@ -168,6 +171,8 @@ class BatchScheduler:
                     rows += t.rows
                     batch.append(t)
                 q.rows -= rows
+                if not q.tasks:
+                    del self._queues[key]
                 return q, batch
         return None
 
@@ -187,6 +192,17 @@ class BatchScheduler:
                         break
                     self._cond.wait(self._next_wakeup())
             self._run_batch(*ready)
+
+    def _run_alone(self, q: _Queue, tasks: list[_Task]) -> None:
+        """Run each task of a failed batch by itself and answer it with its own outputs or error."""
+        logger.info("a batch of %d requests failed on input; re-running them one by one", len(tasks))
+        for t in tasks:
+            try:
+                outputs = q.servable.execute(q.signature, t.inputs)
+            except Exception as e:
+                t.fail(as_serving_error(e))
+                continue
+            t.finish(outputs)
 
     def _padded_size(self, rows: int) -> int:
         for size in self.options.allowed_batch_sizes:
@@ -220,8 +236,14 @@ class BatchScheduler:
                 if value.ndim == 0 or value.shape[0] != padded:
                     raise InvalidArgument(f"Batched output tensor {name!r} has 0th dimension "
                                           f"{value.shape[0] if value.ndim else 'scalar'}, expected {padded}")
-        except Exception as e:  # the whole batch fails with the same error
+        except Exception as e:
             err = as_serving_error(e)
+            if err.code == "INVALID_ARGUMENT" and len(tasks) > 1:
+                # One request's bad input (a corrupt JPEG) fails a merged batch as a whole; TF Serving answers every
+                # request of that batch with the error. Here each request is re-run alone, so only the offending
+                # one gets it.
+                self._run_alone(q, tasks)
+                return
             for t in tasks:
                 t.fail(err)
             return

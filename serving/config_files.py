@@ -9,7 +9,7 @@ from typing import TypeVar
 from google.protobuf import message, text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving.errors import InvalidArgument, NotFound, Unimplemented
+from serving.errors import InvalidArgument, NotFound, PermissionDenied, Unimplemented
 from serving.protos import serving_config_pb2
 
 M = TypeVar("M", bound=message.Message)
@@ -73,6 +73,18 @@ def validate_model_config_list(config: model_server_config_pb2.ModelServerConfig
                                   f"ModelServerConfig::model_platform, model name is {m.name}")
         if m.model_platform != "tensorflow":
             raise InvalidArgument(f"Model {m.name} requests unsupported platform {m.model_platform}")
+
+
+def check_base_path_root(config: model_server_config_pb2.ModelServerConfig, root: str) -> None:
+    """With --model_base_path_root, every model's base path must lie inside that directory (after resolving `..`
+    and symbolic links), so a reload request cannot point the server at arbitrary files."""
+    if not root:
+        return
+    top = Path(root).resolve()
+    for m in config.model_config_list.config:
+        path = Path(m.base_path).resolve()
+        if path != top and top not in path.parents:
+            raise PermissionDenied(f"Model {m.name} base_path {m.base_path} is outside --model_base_path_root={root}")
 
 
 def single_model_config(name: str, base_path: str) -> model_server_config_pb2.ModelServerConfig:

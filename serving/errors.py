@@ -86,6 +86,10 @@ class Internal(ServingError):
     code = "INTERNAL"
 
 
+class PermissionDenied(ServingError):
+    code = "PERMISSION_DENIED"
+
+
 class DataLoss(ServingError):
     code = "DATA_LOSS"
 

@@ -53,8 +53,12 @@ class ServerOptions:
     force_allow_any_version_labels_for_unavailable_models: bool = False
     saved_model_tags: str = "serve"
     grpc_max_threads: int = 0
+    grpc_channel_arguments: str = ""
+    rest_api_idle_timeout_seconds: int = 30
     enable_signature_method_name_check: bool = False
     enable_serialization_as_tensor_content: bool = False
+    disable_reload_config_rpc: bool = False
+    model_base_path_root: str = ""
     version: bool = False
 
     def saved_model_tag_set(self) -> tuple[str, ...]:
@@ -91,16 +95,24 @@ _HELP = {
     "force_allow_any_version_labels_for_unavailable_models": "allow any label to point at a version that is not "
                                                              "AVAILABLE, moving existing labels too",
     "saved_model_tags": "MetaGraph tags to load",
+    "grpc_channel_arguments": "gRPC server arguments, key=value[,key=value…] (ints where they parse), e.g. "
+                              "grpc.max_connection_idle_ms=60000 (default here 300000: idle connections are closed)",
+    "rest_api_idle_timeout_seconds": "close REST connections idle (or sending headers) this long (local server "
+                                     "only; a slow request body is bounded by --rest_api_timeout_in_ms)",
     "grpc_max_threads": "gRPC worker threads (0: 4 per core, at least 8)",
     "enable_signature_method_name_check": "require Classify/Regress signatures to have those method names",
     "enable_serialization_as_tensor_content": "Predict responses carry numeric outputs as tensor_content bytes "
                                               "instead of the typed fields (float_val, …)",
+    "disable_reload_config_rpc": "answer ModelService/HandleReloadConfigRequest with PERMISSION_DENIED (local "
+                                 "server only: tensorflow_model_server always accepts it)",
+    "model_base_path_root": "every model base path, from the config file or a reload request, must lie inside "
+                            "this directory (local server only)",
     "version": "print the version and exit",
 }
 
 # Flags of tensorflow_model_server that are accepted and ignored (with a warning) here.
 IGNORED_FLAGS = (
-    "grpc_socket_path", "grpc_channel_arguments", "platform_config_file", "per_process_gpu_memory_fraction",
+    "grpc_socket_path", "platform_config_file", "per_process_gpu_memory_fraction",
     "flush_filesystem_caches", "enable_profiler", "xla_cpu_compilation_enabled", "num_load_threads",
     "num_unload_threads", "model_platform", "prefer_tflite_model", "num_tflite_pools",
     "num_tflite_interpreters_per_pool", "remove_unused_fields_from_bundle_metagraph", "use_tflite_model",

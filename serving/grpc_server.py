@@ -187,8 +187,6 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     async def HandleReloadConfigRequest(self, request, context):
         response = model_management_pb2.ReloadConfigResponse()
         try:
-            if request.config.WhichOneof("config") != "model_config_list":
-                raise InvalidArgument("ModelServerConfig type not supported: use model_config_list")
             # Loading models takes seconds: not on the event loop.
             await asyncio.get_running_loop().run_in_executor(None, self.reload_config, request.config)
         except Exception as e:  # reported in the response status and as the RPC status
@@ -232,20 +230,39 @@ def _add_service(server: grpc.aio.Server, service: str, servicer, methods: dict)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
 
 
+DEFAULT_MAX_CONNECTION_IDLE_MS = 300_000  # idle clients are sent GOAWAY after 5 min (none by default in gRPC)
+
+
+def parse_channel_arguments(text: str) -> dict[str, int | str]:
+    """--grpc_channel_arguments as tensorflow_model_server reads it: comma-separated key=value, ints where they
+    parse, strings otherwise."""
+    args: dict[str, int | str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"--grpc_channel_arguments: expected key=value, got {item!r}")
+        try:
+            args[key.strip()] = int(value)
+        except ValueError:
+            args[key.strip()] = value.strip()
+    return args
+
+
 def build_grpc_server(core: InferenceCore, reload_config, port: int, pool: futures.Executor,
                       ssl_config=None, health: bool = True, metrics=None,
-                      tensor_content: bool = False) -> grpc.aio.Server:
+                      tensor_content: bool = False, channel_arguments: str = "") -> grpc.aio.Server:
     """A grpc.aio server bound to `port` on all interfaces (call inside the event loop; start it with await).
 
     `pool` runs the inference calls that are not batched; the caller owns it and shuts it down.
     """
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
-        ],
-    )
+    options = {
+        "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+        "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+        "grpc.so_reuseport": 0,
+        "grpc.max_connection_idle_ms": DEFAULT_MAX_CONNECTION_IDLE_MS,
+        **parse_channel_arguments(channel_arguments),
+    }
+    server = grpc.aio.server(options=list(options.items()))
     predictions = PredictionServicer(core, pool, metrics, tensor_content)
     _add_service(server, "tensorflow.serving.PredictionService", predictions, PREDICTION_METHODS)
     _add_service(server, "tensorflow.serving.ModelService", ModelServicer(core, reload_config), MODEL_METHODS)

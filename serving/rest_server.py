@@ -147,7 +147,11 @@ class RestApi:
                 return self._respond(200, json_codec.dumps(obj))
             if request.method == "POST" and (m := _POST_RE.match(path)):
                 try:
-                    raw = await request.read()
+                    # A client trickling its body must not hold a connection and a handler forever.
+                    raw = await asyncio.wait_for(request.read(), self.timeout)
+                except asyncio.TimeoutError:
+                    return self._respond(408, json_codec.dumps(
+                        {"error": f"Request body not received within {int(self.timeout * 1000)} ms"}))
                 except web.HTTPRequestEntityTooLarge as e:
                     raise PayloadTooLarge(f"Request body exceeds the limit of {self.max_body_bytes} bytes "
                                           f"(--rest_api_max_body_bytes)") from e

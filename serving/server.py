@@ -11,7 +11,7 @@ from concurrent import futures
 from pathlib import Path
 
 from serving import config_files
-from serving.errors import InvalidArgument, ServingError
+from serving.errors import FailedPrecondition, InvalidArgument, PermissionDenied, ServingError
 from serving.flags import ServerOptions
 from serving.inference import InferenceCore, replay_warmup_record
 from serving.model_manager import ManagerOptions, ModelManager
@@ -106,9 +106,26 @@ class ModelServer:
         config_files.validate_model_config_list(config)  # a relative --model_base_path is refused, as there
         return config
 
+    def _startup_config(self):
+        config = self.current_config()
+        config_files.check_base_path_root(config, self.options.model_base_path_root)
+        return config
+
     def reload_config(self, config) -> None:
-        """HandleReloadConfigRequest: the new config replaces the old one."""
+        """HandleReloadConfigRequest (ServerCore::ReloadConfig): the new config replaces the old one. An empty
+        config is no action; only a model_config_list may follow one. Operators can switch the RPC off
+        (--disable_reload_config_rpc) or confine base paths to a root (--model_base_path_root)."""
+        if self.options.disable_reload_config_rpc:
+            raise PermissionDenied("HandleReloadConfigRequest is disabled on this server (--disable_reload_config_rpc)")
+        kind = config.WhichOneof("config")
+        if kind is None:
+            logger.info("Taking no action for empty config.")
+            return
+        if kind != "model_config_list":
+            raise FailedPrecondition("Cannot transition to requested config. It is only legal to transition from one "
+                                     "ModelConfigList to another.")
         config_files.validate_model_config_list(config)
+        config_files.check_base_path_root(config, self.options.model_base_path_root)
         self.manager.apply_config(config)
 
     def _poll_loop(self) -> None:
@@ -156,7 +173,7 @@ class ModelServer:
         self._ssl = (config_files.load_ssl_config(self.options.ssl_config_file)
                      if self.options.ssl_config_file else None)
         # As ServerCore::Create: a bad config or label fails the start, then every model must become available.
-        self.manager.apply_config(self.current_config())
+        self.manager.apply_config(self._startup_config())
         problems = self.manager.unavailable_models()
         if problems:
             raise StartupError(f"{len(problems)} model(s) did not become available: "
@@ -181,7 +198,8 @@ class ModelServer:
                                                    thread_name_prefix="grpc")
             self.grpc_server = build_grpc_server(self.core, self.reload_config, self.options.port, grpc_pool,
                                                  self._ssl, metrics=self.metrics,
-                                                 tensor_content=self.options.enable_serialization_as_tensor_content)
+                                                 tensor_content=self.options.enable_serialization_as_tensor_content,
+                                                 channel_arguments=self.options.grpc_channel_arguments)
             await self.grpc_server.start()
             logger.info("Running gRPC ModelServer at 0.0.0.0:%d ...", self.options.port)
         runner = None
@@ -191,7 +209,9 @@ class ModelServer:
                                 self.options.rest_api_timeout_in_ms, self.options.rest_api_enable_cors_support,
                                 metrics_route=route, metrics=self.metrics,
                                 max_body_bytes=self.options.rest_api_max_body_bytes)
-            runner = web.AppRunner(self.rest.app(), access_log=None, handle_signals=False, auto_decompress=False)
+            # keepalive_timeout also closes connections that send nothing, or stop halfway through their headers.
+            runner = web.AppRunner(self.rest.app(), access_log=None, handle_signals=False, auto_decompress=False,
+                                   keepalive_timeout=self.options.rest_api_idle_timeout_seconds)
             await runner.setup()
             await web.TCPSite(runner, "0.0.0.0", self.options.rest_api_port, reuse_address=True).start()
             logger.info("Exporting HTTP/REST API at:localhost:%d ...", self.options.rest_api_port)

@@ -1,5 +1,6 @@
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -109,8 +110,64 @@ def test_prune_keeps_newest(tmp_path):
         r.prune(tmp_path, 0)
 
 
-def test_clean_stale_staging_removes_only_hidden_staging(tmp_path):
-    (tmp_path / ".tmp-export-dead").mkdir()
+def dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid  # reaped: no process has this pid now (reuse within the test is vanishingly unlikely)
+
+
+def test_clean_stale_staging_removes_only_staging_of_dead_exports(tmp_path):
+    (tmp_path / f".tmp-export-{dead_pid()}-abc").mkdir()  # its export was killed
+    (tmp_path / f".tmp-export-{os.getpid()}-xyz").mkdir()  # a running export's: kept
+    (tmp_path / ".tmp-export-prune-3").mkdir()  # no owner, recent: kept for an hour
     (tmp_path / "1").mkdir()
-    assert r.clean_stale_staging(tmp_path) == [".tmp-export-dead"]
-    assert [p.name for p in tmp_path.iterdir()] == ["1"]
+    removed = r.clean_stale_staging(tmp_path)
+    assert len(removed) == 1 and removed[0].endswith("-abc")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".tmp-export-{os.getpid()}-xyz", ".tmp-export-prune-3",
+                                                          "1"]
+    assert sorted(r.clean_stale_staging(tmp_path, now=time.time() + 2 * 86400)) == [
+        f".tmp-export-{os.getpid()}-xyz", ".tmp-export-prune-3"]  # untouched for a day: stale whoever owns it
+
+
+def test_concurrent_publishers_never_collide(tmp_path):
+    """Two exporters staging at once: both publish, under distinct numbers, neither removes the other's work."""
+    import threading
+
+    model_dir = tmp_path / "m"
+    results, errors = [], []
+
+    def export(tag: str):
+        try:
+            with r.staging_dir(model_dir) as staged:
+                (staged / "saved_model.pb").write_bytes(tag.encode())
+                assert r.clean_stale_staging(model_dir) == []  # the other one's staging dir is alive
+                with r.publish_lock(model_dir):
+                    version = r.next_version(r.list_versions(model_dir))
+                    time.sleep(0.05)  # widen the window a lock must close
+                    results.append((tag, r.publish(staged, model_dir, version)))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=export, args=(t,)) for t in ("a", "b", "c")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(p.name for p in model_dir.iterdir() if not p.name.startswith(".")) == ["1", "2", "3"]
+    assert sorted((path / "saved_model.pb").read_text() for _, path in results) == ["a", "b", "c"]
+
+
+def test_auto_version_taken_meanwhile_is_renumbered_an_explicit_one_is_refused(tmp_path):
+    from export.gate import GatePolicy
+    from export.publishing import PublishSettings, _final_version
+
+    (tmp_path / "m" / "3").mkdir(parents=True)  # a concurrent export published 3 after we planned it
+    auto = PublishSettings(tmp_path, "m", 3, None, GatePolicy(), renumber=True)
+    assert _final_version(tmp_path / "m", auto) == 4
+    explicit = PublishSettings(tmp_path, "m", 3, None, GatePolicy())
+    with pytest.raises(r.RepositoryError, match="version 3 appeared"):
+        _final_version(tmp_path / "m", explicit)

@@ -168,3 +168,17 @@ def test_checkov_passes_except_listed_skips(overlay, tmp_path):
     failed = [(c["check_id"], c["resource"]) for r in reports for c in r["results"]["failed_checks"]]
     passed = sum(len(r["results"]["passed_checks"]) for r in reports)
     assert failed == [] and passed > 20
+
+
+def test_prod_admits_the_grpc_port_only_from_labelled_clients_and_canary_allows_startup_labels():
+    """8500 carries HandleReloadConfigRequest, which the real server cannot switch off (issue 14); the canary
+    overlay's startup config has labels, which need --allow_version_labels_for_unavailable_models (issue 13)."""
+    for overlay in ("overlays/prod", "overlays/canary"):
+        rules = by_kind(render(overlay), "NetworkPolicy")["spec"]["ingress"]
+        grpc_rules = [r for r in rules if any(p["port"] == 8500 for p in r["ports"])]
+        assert grpc_rules and all(r.get("from") for r in grpc_rules)
+        assert grpc_rules[0]["from"][0]["podSelector"]["matchLabels"] == {"tfserving-client": "true"}
+    args = by_kind(render("overlays/canary"), "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--allow_version_labels_for_unavailable_models=true" in args
+    assert not any("allow_version_labels" in a for a in by_kind(render("overlays/prod"), "Deployment")["spec"][
+        "template"]["spec"]["containers"][0]["args"])

@@ -170,3 +170,42 @@ def test_a_queued_submission_cannot_be_cancelled_and_still_gets_its_answer():
         np.testing.assert_array_equal(future.result(timeout=5)["y"], rows(5) * 2)
     finally:
         scheduler.stop()
+
+
+class PickyServable(FakeServable):
+    """Fails a whole batch with INVALID_ARGUMENT when any row is negative (like a corrupt JPEG in a merged batch)."""
+
+    def execute(self, signature, inputs, wanted=None):
+        if (inputs["x"] < 0).any():
+            self.batches.append(len(inputs["x"]))
+            raise InvalidArgument("Invalid JPEG data or crop window")
+        return super().execute(signature, inputs, wanted)
+
+
+def test_a_bad_request_in_a_merged_batch_fails_alone():
+    servable = PickyServable(delay=0.01)
+    s = BatchScheduler(BatchingOptions(max_batch_size=8, batch_timeout_micros=200_000, num_batch_threads=1))
+    try:
+        results = call_many(s, servable, [rows(1), rows(-1), rows(3)])
+    finally:
+        s.stop()
+    assert isinstance(results[1], InvalidArgument) and "Invalid JPEG" in results[1].message
+    assert results[0]["y"].tolist() == [[2.0, 2.0]] and results[2]["y"].tolist() == [[6.0, 6.0]]
+    assert servable.batches[0] == 3  # merged first, then each request alone
+
+
+def test_an_unloaded_servable_is_not_kept_alive_by_its_batch_queue():
+    import gc
+    import weakref
+
+    servable = FakeServable()
+    ref = weakref.ref(servable)
+    s = BatchScheduler(BatchingOptions(max_batch_size=4, batch_timeout_micros=1000, num_batch_threads=1))
+    try:
+        call_many(s, servable, [rows(1), rows(2)])
+        assert s._queues == {}  # the batch thread drops a queue it has emptied
+        del servable
+        gc.collect()
+        assert ref() is None  # before: every version ever batched stayed in memory (~59 MiB per hot swap)
+    finally:
+        s.stop()

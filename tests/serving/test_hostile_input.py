@@ -117,3 +117,39 @@ def test_made_up_model_names_do_not_become_metric_labels(small_limit_server):
     page = requests.get(f"{small_limit_server.rest}/monitoring/prometheus/metrics", timeout=30).text
     assert "nope" not in page
     assert 'model_name="(unknown model)",status="NOT_FOUND"' in page
+
+
+def test_grpc_channel_arguments_parse_as_tensorflow_model_server_reads_them():
+    from serving.grpc_server import parse_channel_arguments
+
+    assert parse_channel_arguments("grpc.max_connection_idle_ms=1000, grpc.primary_user_agent=x") == {
+        "grpc.max_connection_idle_ms": 1000, "grpc.primary_user_agent": "x"}
+    assert parse_channel_arguments("") == {}
+    with pytest.raises(InvalidArgument, match="expected key=value"):
+        parse_channel_arguments("grpc.max_connection_idle_ms")
+
+
+@pytest.mark.e2e
+def test_idle_and_slow_rest_clients_are_cut_off_while_others_are_served(tmp_path, half_plus_two_source):
+    import socket
+    import time
+
+    install_version(half_plus_two_source, tmp_path / "half_plus_two", 1)
+    server = start_server("local", ["--model_name=half_plus_two", f"--model_base_path={tmp_path / 'half_plus_two'}",
+                                    "--rest_api_idle_timeout_seconds=1", "--rest_api_timeout_in_ms=1500",
+                                    "--grpc_channel_arguments=grpc.max_connection_idle_ms=2000"], tmp_path)
+    try:
+        server.wait_available("half_plus_two")
+        idle = socket.create_connection(("127.0.0.1", server.rest_port))
+        slow = socket.create_connection(("127.0.0.1", server.rest_port))
+        slow.sendall(b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        for s in (idle, slow):
+            s.settimeout(10)
+        started = time.monotonic()
+        ok = requests.post(f"{server.rest}/v1/models/half_plus_two:predict", json={"instances": [1.0]}, timeout=10)
+        assert ok.json() == {"predictions": [2.5]}
+        assert idle.recv(100) == b"" and time.monotonic() - started < 5  # closed by the server
+        answer = slow.recv(200)
+        assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 5, answer
+    finally:
+        server.stop()

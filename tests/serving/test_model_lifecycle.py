@@ -220,3 +220,34 @@ def test_sigterm_answers_a_grpc_request_still_waiting_in_the_batch_queue(server_
     code = server.stop()
     assert code == 0
     assert to_numpy(pending.result().outputs["y"], "y").tolist() == [4.0]
+
+
+def test_reload_rpc_empty_config_is_no_action_and_operators_can_restrict_it(repo, tmp_path):
+    """An empty ReloadConfigRequest changes nothing (ServerCore: "Taking no action for empty config"); the local
+    server can refuse the RPC or confine base paths to a root (the RPC is unauthenticated in TF Serving)."""
+    outside = tmp_path / "elsewhere" / "half_plus_two"
+    server = start_server("local", ["--model_name=half_plus_two", f"--model_base_path={repo}",
+                                    f"--model_base_path_root={repo}", *FAST_POLL], tmp_path)
+    try:
+        server.wait_available("half_plus_two")
+        stub = model_service_pb2_grpc.ModelServiceStub(grpc.insecure_channel(server.grpc_target))
+        stub.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(), timeout=60)
+        assert versions(server)[1]["state"] == "AVAILABLE"  # not unloaded
+        with pytest.raises(grpc.RpcError) as e:
+            stub.HandleReloadConfigRequest(
+                model_management_pb2.ReloadConfigRequest(config=_config(outside, {})), timeout=60)
+        assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED and "--model_base_path_root" in e.value.details()
+        assert versions(server)[1]["state"] == "AVAILABLE"
+    finally:
+        server.stop()
+    server = start_server("local", ["--model_name=half_plus_two", f"--model_base_path={repo}",
+                                    "--disable_reload_config_rpc", *FAST_POLL], tmp_path)
+    try:
+        server.wait_available("half_plus_two")
+        stub = model_service_pb2_grpc.ModelServiceStub(grpc.insecure_channel(server.grpc_target))
+        with pytest.raises(grpc.RpcError) as e:
+            stub.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(config=_config(repo, {})),
+                                           timeout=60)
+        assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    finally:
+        server.stop()
