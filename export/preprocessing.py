@@ -17,16 +17,68 @@ import tensorflow as tf
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 RESIZE_METHOD = "bilinear"
+# Images larger than this are refused before decoding (Pillow's DecompressionBomb threshold, which the clients
+# apply too): an 85 KB PNG can declare 23000×23000 pixels, and decoding it would cost gigabytes in any server.
+MAX_IMAGE_PIXELS = 89_478_485
 PREPROCESSING_DESCRIPTION = {
     "decode": "JPEG: libjpeg accurate integer IDCT (INTEGER_ACCURATE); PNG/GIF(first frame)/BMP: tf.io.decode_image",
     "color": "RGB, 3 channels",
     "resize": "bilinear, antialias=True, half-pixel centers, rounded to integers, only when size differs",
     "model_input": "float32 RGB 0..255 [N, H, W, 3]; normalisation is inside the model",
+    "max_pixels": MAX_IMAGE_PIXELS,
+    "size_check": "width×height read from the JPEG/PNG/GIF/BMP header before decoding; larger images are refused "
+                  "with INVALID_ARGUMENT",
 }
 
 
+def _header_int(header: tf.Tensor, offset: int, length: int, big_endian: bool) -> tf.Tensor:
+    """An unsigned integer from `length` bytes of the (uint8) header at `offset`."""
+    value = tf.constant(0, tf.int64)
+    order = range(length) if big_endian else reversed(range(length))
+    for i in order:
+        value = value * 256 + tf.cast(header[offset + i], tf.int64)
+    return value
+
+
+def declared_pixels(encoded: tf.Tensor) -> tf.Tensor:
+    """width × height as the image's header declares it (JPEG SOF, PNG IHDR, GIF screen, BMP info header), without
+    decoding; 0 for other data (the decoder then reports what it is)."""
+    padded = tf.strings.substr(tf.strings.join([encoded, tf.constant("\0" * 32)]), 0, 32)
+    header = tf.io.decode_raw(padded, tf.uint8)
+
+    def png() -> tf.Tensor:
+        return _header_int(header, 16, 4, True) * _header_int(header, 20, 4, True)
+
+    def gif() -> tf.Tensor:
+        return _header_int(header, 6, 2, False) * _header_int(header, 8, 2, False)
+
+    def bmp() -> tf.Tensor:
+        height = _header_int(header, 22, 4, False)
+        height = tf.where(height >= 2**31, 2**32 - height, height)  # top-down BMPs store a negative height
+        return _header_int(header, 18, 4, False) * height
+
+    def jpeg() -> tf.Tensor:
+        shape = tf.cast(tf.image.extract_jpeg_shape(encoded), tf.int64)
+        return shape[0] * shape[1]
+
+    prefix = tf.strings.substr(padded, 0, 4)
+    return tf.case([
+        (tf.io.is_jpeg(encoded), jpeg),
+        (tf.equal(prefix, b"\x89PNG"), png),
+        (tf.equal(prefix, b"GIF8"), gif),
+        (tf.equal(tf.strings.substr(prefix, 0, 2), b"BM"), bmp),
+    ], default=lambda: tf.constant(0, tf.int64), exclusive=False)
+
+
 def decode_to_uint8(encoded: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
-    """Decode one encoded image (scalar string) to uint8 RGB [H, W, 3] at `size` = (height, width)."""
+    """Decode one encoded image (scalar string) to uint8 RGB [H, W, 3] at `size` = (height, width); images declaring
+    more than MAX_IMAGE_PIXELS pixels are refused before any decoding."""
+    check = tf.debugging.assert_less_equal(
+        declared_pixels(encoded), tf.constant(MAX_IMAGE_PIXELS, tf.int64),
+        message=f"image too large: it declares more than {MAX_IMAGE_PIXELS} pixels (width × height), the limit "
+                f"this model accepts (a decompression bomb?)")
+    with tf.control_dependencies([check]):
+        encoded = tf.identity(encoded)
     image = tf.cond(
         tf.io.is_jpeg(encoded),
         lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"),

@@ -3,6 +3,7 @@ warmup, and availability-preserving swaps (a new version loads before the old on
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -59,6 +60,18 @@ class _Model:
 Loader = Callable[[str, int, Path], object]
 
 
+def release_free_memory() -> None:
+    """Hand freed heap back to the OS (glibc's malloc_trim, which trims every arena). A version is loaded on its own
+    thread, and glibc gives threads their own arenas: without this the freed memory of unloaded versions stays in
+    the process (measured: RSS +30 MiB per hot swap of the CIFAR-10 model with it kept, flat with it returned)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
 class ModelManager:
     """Holds every configured model's versions; `reconcile()` brings them in line with disk and config."""
 
@@ -67,7 +80,8 @@ class ModelManager:
         self._options = options
         self._models: dict[str, _Model] = {}
         self._lock = threading.RLock()  # guards _models
-        self._reconcile_lock = threading.Lock()  # one reconcile/config change at a time
+        self._reconcile_lock = threading.Lock()  # one reconcile/config change at a time (held briefly: no loads)
+        self._closing = threading.Event()  # wakes retry waits when the server stops
         self._on_event = on_event or (lambda *a, **k: None)
 
     # ---- configuration -------------------------------------------------------------------------------------
@@ -87,10 +101,14 @@ class ModelManager:
                         self._models[name].config = mc
                     else:
                         self._models[name] = _Model(config=mc)
+            started = [t for name in wanted for t in self._reconcile_model(name)]
+        # As ServerCore, wait for the versions this config asked to load (outside the lock: other models' loads,
+        # polls and their retries go on meanwhile, and a finished load settles its model itself).
+        for worker in started:
+            worker.join()
+        with self._lock:
             for name in wanted:
-                self._reconcile_model(name)
-            with self._lock:
-                for name in wanted:
+                if name in self._models:
                     self._models[name].labels = labels.get(name, {})
 
     def _check_labels(self, wanted: dict[str, model_server_config_pb2.ModelConfig]) -> dict[str, dict[str, int]]:
@@ -128,13 +146,17 @@ class ModelManager:
                                     f"{e.error_message}")
         return problems
 
-    def reconcile(self) -> None:
-        """One pass over every model: load aspired versions, unload the ones no longer aspired."""
+    def reconcile(self) -> list[threading.Thread]:
+        """One pass over every model: start loading aspired versions (each on its own worker), unload the ones no
+        longer aspired once an aspired one is AVAILABLE. Returns the workers it started."""
         with self._reconcile_lock:
             with self._lock:
                 names = list(self._models)
-            for name in names:
-                self._reconcile_model(name)
+            return [t for name in names for t in self._reconcile_model(name)]
+
+    def close(self) -> None:
+        """Stop waiting between load retries (server shutdown)."""
+        self._closing.set()
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
     def _aspired(self, mc: model_server_config_pb2.ModelConfig, on_disk: list[int]) -> list[int]:
@@ -146,11 +168,12 @@ class ModelManager:
         n = mc.model_version_policy.latest.num_versions if policy == "latest" else 1
         return on_disk[-max(n, 1):] if on_disk else []
 
-    def _reconcile_model(self, name: str) -> None:
+    def _reconcile_model(self, name: str) -> list[threading.Thread]:
+        started: list[threading.Thread] = []
         with self._lock:
             model = self._models.get(name)
             if model is None:
-                return
+                return started
             mc = model.config
         base = Path(mc.base_path)
         entries = version_dirs(base)
@@ -169,22 +192,32 @@ class ModelManager:
                     continue
                 if entry is not None and entry.state == END and entry.error_code != "OK":
                     continue  # failed for good; not retried until the server restarts
-                entry = _Version(version, state=START)
+                entry = _Version(version, state=LOADING)
                 model.versions[version] = entry
-            self._load(name, entry, entries[version])
+            worker = threading.Thread(target=self._load_and_settle, args=(name, entry, entries[version]),
+                                      name=f"load-{name}-{version}", daemon=True)
+            worker.start()
+            started.append(worker)
         with self._lock:
             serving = [v for v, e in model.versions.items() if e.state == AVAILABLE]
             if not any(v in aspired for v in serving):
-                if serving:
+                if serving and not started:
                     logger.warning("model %s: no aspired version is available; keeping version(s) %s", name, serving)
-                return
+                return started
             for v in serving:
                 if v not in aspired:
                     self._unload(name, model.versions[v])
+        return started
+
+    def _load_and_settle(self, name: str, entry: _Version, path: Path) -> None:
+        """A version's own worker: load with retries, then let its model unload what it supersedes."""
+        self._load(name, entry, path)
+        if entry.state == AVAILABLE:
+            with self._reconcile_lock:
+                self._reconcile_model(name)
 
     def _load(self, name: str, entry: _Version, path: Path) -> None:
         attempts = 1 + max(self._options.max_num_load_retries, 0)
-        entry.state = LOADING
         started = time.monotonic()
         for attempt in range(1, attempts + 1):
             try:
@@ -193,13 +226,14 @@ class ModelManager:
                 err = as_serving_error(e)
                 logger.error("model %s version %d: load attempt %d/%d failed: %s", name, entry.version,
                              attempt, attempts, err.message)
+                message = f"Loading servable: {{name: {name} version: {entry.version}}} failed: {err.message}"
                 if attempt < attempts:
-                    time.sleep(self._options.load_retry_interval_s)
-                    continue
+                    with self._lock:  # visible in the version status while the retries go on
+                        entry.error_code, entry.error_message = err.code, message
+                    if not self._closing.wait(self._options.load_retry_interval_s):
+                        continue
                 with self._lock:
-                    entry.state, entry.error_code = END, err.code
-                    entry.error_message = f"Loading servable: {{name: {name} version: {entry.version}}} failed: " \
-                                          f"{err.message}"
+                    entry.state, entry.error_code, entry.error_message = END, err.code, message
                 self._on_event("load", name, ok=False, seconds=time.monotonic() - started)
                 return
             with self._lock:
@@ -212,6 +246,8 @@ class ModelManager:
         entry.state = UNLOADING
         entry.servable = None  # requests holding a reference finish; memory goes with the last one
         entry.state = END
+        gc.collect()  # a Graph holds reference cycles: free the version's graph and session now, not at some later GC
+        release_free_memory()
         logger.info("model %s version %d unloaded", name, entry.version)
         self._on_event("unload", name, ok=True, seconds=0.0)
 

@@ -242,6 +242,7 @@ class ModelServer:
         self.start()
         asyncio.run(self._serve())
         self._stop.set()
+        self.manager.close()
         if self.rest is not None:
             self.rest.close()
         if self.batcher is not None:

@@ -155,3 +155,45 @@ def test_gate_reports_the_infra_validation(exported_cifar10):
                                                               "tf_serving_warmup_requests"))
     assert meta["gate"]["checks"]["signature_max_abs_diff"] == {
         "serving_default": 0.0, "predict_pixels": 0.0, "classify": 0.0}
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A real 8×8 PNG whose IHDR claims another size: what a decompression bomb's header looks like."""
+    import io
+    import struct
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    data[16:24] = struct.pack(">II", width, height)
+    return bytes(data)
+
+
+def test_images_declaring_too_many_pixels_are_refused_inside_the_served_graph(exported_cifar10, real_jpegs):
+    """The limit lives in the exported signature, so tensorflow_model_server enforces it too (issue 14 item 4)."""
+    from export.preprocessing import MAX_IMAGE_PIXELS
+    from serving.errors import InvalidArgument
+    from serving.servable import Servable
+
+    servable = Servable("cifar10", 1, exported_cifar10)
+    sig = servable.signature("serving_default")
+    bomb = np.array([_png_declaring(23000, 23000)], dtype=object)
+    with pytest.raises(InvalidArgument, match=f"image too large: it declares more than {MAX_IMAGE_PIXELS} pixels"):
+        servable.run(sig, {"image_bytes": bomb})
+    fine = np.array([real_jpegs[0].read_bytes()], dtype=object)
+    assert servable.run(sig, {"image_bytes": fine})["probabilities"].shape == (1, 10)
+    meta = json.loads((exported_cifar10 / "assets.extra" / "export_metadata.json").read_text())
+    assert meta["preprocessing"]["max_pixels"] == MAX_IMAGE_PIXELS
+
+
+def test_declared_pixels_reads_every_supported_header():
+    import io
+
+    from export.preprocessing import declared_pixels
+
+    for fmt in ("PNG", "GIF", "BMP", "JPEG"):
+        buf = io.BytesIO()
+        Image.new("RGB", (7, 5)).save(buf, fmt)
+        assert int(declared_pixels(tf.constant(buf.getvalue()))) == 35, fmt
+    assert int(declared_pixels(tf.constant(_png_declaring(23000, 23000)))) == 23000 * 23000
+    assert int(declared_pixels(tf.constant(b"not an image"))) == 0

@@ -251,3 +251,26 @@ def test_reload_rpc_empty_config_is_no_action_and_operators_can_restrict_it(repo
         assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
     finally:
         server.stop()
+
+
+def test_a_broken_version_retrying_does_not_stall_new_versions_or_reloads(repo, tmp_path, half_plus_two_source):
+    """With the default retry flags (5 retries, 60 s apart) a corrupt version retries on its own worker: its error
+    shows in the status at once, a good version published after it loads, and a reload RPC answers meanwhile.
+    (Before: the retries ran on the poll thread under one lock, so the model stalled for minutes.)"""
+    server = start_server("local", ["--model_name=half_plus_two", f"--model_base_path={repo}"], tmp_path)
+    try:
+        server.wait_available("half_plus_two")
+        (repo / ".incoming").mkdir()
+        (repo / ".incoming" / "saved_model.pb").write_bytes(b"\x0a\xff\xff garbage")
+        (repo / ".incoming").rename(repo / "2")
+        wait_for(lambda: "as binary proto" in versions(server).get(2, {}).get("status", {}).get("error_message", ""),
+                 timeout=20, what="version 2's load error in its status")
+        install_version(half_plus_two_source, repo, 3)
+        wait_for(lambda: versions(server).get(3, {}).get("state") == "AVAILABLE", timeout=30, what="version 3")
+        assert predict_version(server) == {"outputs": [2.5]}
+        stub = model_service_pb2_grpc.ModelServiceStub(grpc.insecure_channel(server.grpc_target))
+        started = time.monotonic()
+        stub.HandleReloadConfigRequest(model_management_pb2.ReloadConfigRequest(), timeout=30)
+        assert time.monotonic() - started < 5
+    finally:
+        server.stop()
