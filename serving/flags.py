@@ -55,6 +55,7 @@ class ServerOptions:
     grpc_max_threads: int = 0
     grpc_channel_arguments: str = ""
     rest_api_idle_timeout_seconds: int = 30
+    shutdown_grace_seconds: int = 25
     enable_signature_method_name_check: bool = False
     enable_serialization_as_tensor_content: bool = False
     disable_reload_config_rpc: bool = False
@@ -99,6 +100,8 @@ _HELP = {
                               "grpc.max_connection_idle_ms=60000 (default here 300000: idle connections are closed)",
     "rest_api_idle_timeout_seconds": "close REST connections idle (or sending headers) this long (local server "
                                      "only; a slow request body is bounded by --rest_api_timeout_in_ms)",
+    "shutdown_grace_seconds": "on SIGTERM, how long in-flight requests may finish before they are cut (local "
+                              "server only; keep it below the pod's terminationGracePeriodSeconds minus preStop)",
     "grpc_max_threads": "gRPC worker threads (0: 4 per core, at least 8)",
     "enable_signature_method_name_check": "require Classify/Regress signatures to have those method names",
     "enable_serialization_as_tensor_content": "Predict responses carry numeric outputs as tensor_content bytes "

@@ -34,7 +34,11 @@ from serving.servable import DEFAULT_SIGNATURE
 
 logger = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 2**31 - 1  # TF Serving accepts messages up to 2 GiB
+MAX_MESSAGE_BYTES = 2**31 - 1  # TF Serving's limit for both directions (SetMaxMessageSize(kint32max))
+# The local server accepts requests up to 256 MiB unless --grpc_channel_arguments sets
+# grpc.max_receive_message_length: a request costs about 3× its size in memory while parsed and converted, and one
+# message just under 2 GiB was measured to kill the server in a 6 GiB pod. Larger ones get RESOURCE_EXHAUSTED.
+DEFAULT_MAX_RECEIVE_BYTES = 256 << 20
 
 
 def _ref(spec) -> ModelRef:
@@ -256,7 +260,7 @@ def build_grpc_server(core: InferenceCore, reload_config, port: int, pool: futur
     `pool` runs the inference calls that are not batched; the caller owns it and shuts it down.
     """
     options = {
-        "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
+        "grpc.max_receive_message_length": DEFAULT_MAX_RECEIVE_BYTES,
         "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
         "grpc.so_reuseport": 0,
         "grpc.max_connection_idle_ms": DEFAULT_MAX_CONNECTION_IDLE_MS,

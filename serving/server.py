@@ -17,7 +17,6 @@ from serving.inference import InferenceCore, replay_warmup_record
 from serving.model_manager import ManagerOptions, ModelManager
 
 logger = logging.getLogger(__name__)
-SHUTDOWN_GRACE_S = 25
 # gRPC/REST worker threads when the flags leave them at 0: at least 2 x the largest useful batch (TF Serving's
 # advice for batching), so concurrent requests can actually meet in the batch queue.
 DEFAULT_IO_THREADS = 64
@@ -211,22 +210,25 @@ class ModelServer:
                                 max_body_bytes=self.options.rest_api_max_body_bytes)
             # keepalive_timeout also closes connections that send nothing, or stop halfway through their headers.
             runner = web.AppRunner(self.rest.app(), access_log=None, handle_signals=False, auto_decompress=False,
-                                   keepalive_timeout=self.options.rest_api_idle_timeout_seconds)
+                                   keepalive_timeout=self.options.rest_api_idle_timeout_seconds,
+                                   shutdown_timeout=self.options.shutdown_grace_seconds)
             await runner.setup()
             await web.TCPSite(runner, "0.0.0.0", self.options.rest_api_port, reuse_address=True).start()
             logger.info("Exporting HTTP/REST API at:localhost:%d ...", self.options.rest_api_port)
         await stopped.wait()
         logger.info("shutting down: no new connections, finishing in-flight requests")
         # gRPC stops accepting at once and drains (up to the grace period) while REST drains too.
-        grpc_stopped = (asyncio.ensure_future(self.grpc_server.stop(SHUTDOWN_GRACE_S))
+        grace = self.options.shutdown_grace_seconds
+        grpc_stopped = (asyncio.ensure_future(self.grpc_server.stop(grace))
                         if self.grpc_server is not None else None)
         if runner is not None:
             for site in runner.sites:
                 listener = getattr(site, "_server", None)  # stop accepting; open connections stay
                 if listener is not None:
                     listener.close()
-            if not await self.rest.drain(SHUTDOWN_GRACE_S):
-                logger.warning("%d REST requests still running after %ds", self.rest.in_flight, SHUTDOWN_GRACE_S)
+            if not await self.rest.drain(grace):
+                logger.warning("shutdown: %d REST request(s) still running after --shutdown_grace_seconds=%d are cut",
+                               self.rest.in_flight, grace)
             await runner.cleanup()
         if grpc_stopped is not None:
             await grpc_stopped

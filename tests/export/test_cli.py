@@ -81,4 +81,4 @@ def test_killed_export_leaves_no_version(tmp_path):
     out = run_cli("cifar10", "--data", "synthetic", "--epochs", "1", "--model-base-path", str(tmp_path),
                   "--cache-dir", str(tmp_path / "cache"))
     assert out.returncode == 0, out.stderr
-    assert sorted(p.name for p in model_dir.iterdir()) == ["1"]
+    assert sorted(p.name for p in model_dir.iterdir()) == [".publish.lock", "1"]  # the killed staging dir is gone

@@ -60,6 +60,7 @@ def small_limit_server(tmp_path_factory, half_plus_two_source):
     install_version(half_plus_two_source, root / "half_plus_two", 1)
     server = start_server("local", ["--model_name=half_plus_two", f"--model_base_path={root / 'half_plus_two'}",
                                     "--rest_api_max_body_bytes=4096",
+                                    "--grpc_channel_arguments=grpc.max_receive_message_length=100000",
                                     f"--monitoring_config_file={ROOT / 'serving' / 'monitoring.config'}"], root)
     try:
         server.wait_available("half_plus_two")
@@ -104,10 +105,19 @@ def test_grpc_hostile_messages_are_invalid_argument_and_the_server_keeps_serving
         with pytest.raises(grpc.RpcError) as e:
             stub.Predict(req, timeout=30)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        big = predict_pb2.PredictRequest()
+        big.model_spec.name = "half_plus_two"
+        big.inputs["x"].CopyFrom(tf.make_tensor_proto(np.ones(50_000, np.float32)))  # 200 KB > the 100 KB limit
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Predict(big, timeout=30)
+        assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         good = predict_pb2.PredictRequest()
         good.model_spec.name = "half_plus_two"
         good.inputs["x"].CopyFrom(tf.make_tensor_proto(np.array([2.0], np.float32)))
         assert list(stub.Predict(good, timeout=30).outputs["y"].float_val) == [3.0]
+    from serving.grpc_server import DEFAULT_MAX_RECEIVE_BYTES, MAX_MESSAGE_BYTES
+
+    assert DEFAULT_MAX_RECEIVE_BYTES == 256 << 20 < MAX_MESSAGE_BYTES  # the local default, below TF Serving's 2 GiB
 
 
 @pytest.mark.e2e

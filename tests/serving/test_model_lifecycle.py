@@ -274,3 +274,23 @@ def test_a_broken_version_retrying_does_not_stall_new_versions_or_reloads(repo, 
         assert time.monotonic() - started < 5
     finally:
         server.stop()
+
+
+def test_sigterm_drain_is_bounded_and_says_what_it_cut(repo, tmp_path):
+    """A client trickling its body must not hold the exit for minutes (before: 87 s): --shutdown_grace_seconds."""
+    import socket
+
+    server = start_server("local", ["--model_name=half_plus_two", f"--model_base_path={repo}",
+                                    "--rest_api_timeout_in_ms=120000", "--shutdown_grace_seconds=2"], tmp_path)
+    try:
+        server.wait_available("half_plus_two")
+        slow = socket.create_connection(("127.0.0.1", server.rest_port))
+        slow.sendall(b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert server.stop(timeout=30) == 0
+        assert time.monotonic() - started < 10
+        assert "still running after --shutdown_grace_seconds=2 are cut" in server.log()
+        slow.close()
+    finally:
+        server.stop()
