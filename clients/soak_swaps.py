@@ -67,16 +67,20 @@ def run(cfg: SoakConfig) -> dict:
              f"--batching_parameters_file={ROOT / 'serving' / 'batching.config'}", "--file_system_poll_wait_seconds=1"],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     counts = {"ok": 0, "failed": 0}
+    failures: list[str] = []
     stop = threading.Event()
     body = {"instances": [{"b64": base64.b64encode(cfg.image.read_bytes()).decode()}]}
 
     def traffic() -> None:
         while not stop.is_set():
             try:
-                ok = requests.post(f"{rest}:predict", json=body, timeout=10).ok
-            except requests.RequestException:
-                ok = False
+                r = requests.post(f"{rest}:predict", json=body, timeout=10)
+                ok, why = r.ok, f"HTTP {r.status_code}: {r.text[:200]}"
+            except requests.RequestException as e:
+                ok, why = False, f"{type(e).__name__}: {e}"
             counts["ok" if ok else "failed"] += 1
+            if not ok and len(failures) < 5:
+                failures.append(why)
             stop.wait(0.02)
 
     def serving_only(version: int, timeout: float = 300) -> None:
@@ -96,9 +100,9 @@ def run(cfg: SoakConfig) -> dict:
         raise TimeoutError(f"version {version} did not become the only one served")
 
     rss = []
+    worker = threading.Thread(target=traffic, daemon=True)
     try:
         serving_only(1)
-        worker = threading.Thread(target=traffic, daemon=True)
         worker.start()
         stop.wait(cfg.settle_s)
         rss.append(_rss_mib(server.pid))
@@ -112,12 +116,15 @@ def run(cfg: SoakConfig) -> dict:
             print(f"swap {version - 1}/{cfg.swaps}: version {version} served, RSS {rss[-1]:.0f} MiB", flush=True)
     finally:
         stop.set()
+        if worker.is_alive():
+            worker.join(30)  # the last request finishes before the server is stopped
         server.terminate()
         server.wait(60)
         shutil.rmtree(work, ignore_errors=True)
     # The first swap warms allocator pools; growth is measured from after it.
     growth = (rss[-1] - rss[1]) / (len(rss) - 2)
-    return {"rss_mib": [round(r) for r in rss], "growth_mib_per_swap": round(growth, 1), **counts}
+    return {"rss_mib": [round(r) for r in rss], "growth_mib_per_swap": round(growth, 1), **counts,
+            "failures": failures}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"RSS MiB after start and each swap: {result['rss_mib']}")
     print(f"growth per swap (from swap 1): {result['growth_mib_per_swap']} MiB; requests ok {result['ok']}, "
           f"failed {result['failed']}")
+    for why in result["failures"]:
+        print(f"  failed: {why}")
     return 0 if result["failed"] == 0 else 1
 
 
