@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from export import cifar10_data
 from export.training import input_pipeline
@@ -18,3 +19,23 @@ def test_pipeline_without_shuffle_keeps_order_and_covers_everything():
     data = cifar10_data.synthetic(per_class_train=5).train
     labels = np.concatenate([lab.numpy() for _, lab in input_pipeline(data, 16, shuffle=False, seed=0)])
     assert np.array_equal(labels, data.labels)
+
+
+@pytest.mark.slow
+def test_logdir_writes_tensorboard_events_with_loss_and_accuracy_per_epoch(tmp_path):
+    """`--logdir` used to crash (TensorBoard was not installed); the events are read back with TensorBoard's reader."""
+    import tensorflow as tf
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from export.cifar10_export import CifarExportConfig, run
+
+    summary = run(CifarExportConfig(data="synthetic", epochs=2, model_base_path=tmp_path / "models",
+                                    cache_dir=tmp_path / "cache", logdir=tmp_path / "runs"))
+    assert summary["published"]
+    for split in ("train", "validation"):
+        events = EventAccumulator(str(tmp_path / "runs" / split))
+        events.Reload()
+        for tag in ("epoch_loss", "epoch_accuracy"):
+            values = {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors(tag)}
+            assert sorted(values) == [0, 1], (split, tag)
+            assert all(v >= 0 for v in values.values())
