@@ -9,9 +9,8 @@ import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, model_pb2, predict_pb2, prediction_log_pb2
 
 from export.signatures import CLASSIFY, PREDICT_PIXELS, SERVING_DEFAULT, example_for
+from serving.servable import MAX_WARMUP_RECORDS, WARMUP_FILE  # TF Serving's warmup rules, defined once
 
-WARMUP_FILENAME = "tf_serving_warmup_requests"
-MAX_RECORDS = 1000  # TF Serving refuses warmup files with more records than this.
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 MAX_PIXEL_PAYLOAD = 4 * 1024 * 1024
 
@@ -38,7 +37,7 @@ def warmup_requests(
                 request.inputs["pixels"].CopyFrom(tf.make_tensor_proto(pixels[:batch].astype(np.float32)))
             logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
         logs.append(classify_log(model_name, encoded[:batch]))
-    return logs[:MAX_RECORDS]
+    return logs[:MAX_WARMUP_RECORDS]
 
 
 def classify_request(model_name: str, encoded: list[bytes]) -> classification_pb2.ClassificationRequest:
@@ -67,7 +66,7 @@ def write_records(path: Path, logs: list[prediction_log_pb2.PredictionLog]) -> P
 
 def write_warmup_file(directory: Path, logs: list[prediction_log_pb2.PredictionLog]) -> Path:
     """Write records to `directory/assets.extra/tf_serving_warmup_requests`."""
-    return write_records(directory / "assets.extra" / WARMUP_FILENAME, logs)
+    return write_records(directory / WARMUP_FILE, logs)
 
 
 def read_warmup_file(path: Path) -> list[prediction_log_pb2.PredictionLog]:

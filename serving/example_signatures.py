@@ -134,3 +134,10 @@ def examples_tensor(examples: list[bytes]) -> np.ndarray:
     batch = np.empty(len(examples), dtype=object)
     batch[:] = examples
     return batch
+
+
+# Per API method: (PreProcess… check giving the output aliases to fetch, PostProcess… turning outputs into results).
+RULES = {
+    CLASSIFY_METHOD: (check_classification, classification_results),
+    REGRESS_METHOD: (check_regression, regression_results),
+}

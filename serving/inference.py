@@ -118,25 +118,24 @@ class InferenceCore:
         outputs = self._run(servable, signature, inputs, tuple(output_filter), deadline, "predict")
         return Result(servable, signature, outputs)
 
-    def _run_examples(self, servable: Servable, signature: Signature, wanted: list[str], examples: list[bytes],
-                      api: str) -> dict[str, np.ndarray]:
+    def _examples_api(self, servable: Servable, signature_name: str, examples: list[bytes], method: str,
+                      api: str) -> Result:
+        """RunClassify / RunRegress: the signature's structure checked, the examples fed to its `inputs` tensor
+        (batched like Predict when batching is on), the outputs checked and turned into per-example results."""
+        check, results = example_signatures.RULES[method]
+        signature = example_signatures.lookup(servable, signature_name, "No signature was found with the name: ")
+        wanted = check(servable, signature, self.method_name_check)
         batch = example_signatures.examples_tensor(examples)
-        alias = next(iter(signature.inputs))
-        return self._run(servable, signature, {alias: batch}, tuple(wanted), None, api)
+        out = self._run(servable, signature, {next(iter(signature.inputs)): batch}, tuple(wanted), None, api)
+        return Result(servable, signature, results(out, len(examples)))
 
     def classify_on(self, servable: Servable, signature_name: str, examples: list[bytes]) -> Result:
-        """Classify serialized examples (RunClassify): per example a list of (label, score)."""
-        signature = example_signatures.lookup(servable, signature_name, "No signature was found with the name: ")
-        wanted = example_signatures.check_classification(servable, signature, self.method_name_check)
-        out = self._run_examples(servable, signature, wanted, examples, "classify")
-        return Result(servable, signature, example_signatures.classification_results(out, len(examples)))
+        """Classify serialized examples: per example a list of (label, score)."""
+        return self._examples_api(servable, signature_name, examples, CLASSIFY_METHOD, "classify")
 
     def regress_on(self, servable: Servable, signature_name: str, examples: list[bytes]) -> Result:
-        """Regress serialized examples (RunRegress): one float per example."""
-        signature = example_signatures.lookup(servable, signature_name, "No signature was found with the name: ")
-        wanted = example_signatures.check_regression(servable, signature, self.method_name_check)
-        out = self._run_examples(servable, signature, wanted, examples, "regress")
-        return Result(servable, signature, example_signatures.regression_results(out, len(examples)))
+        """Regress serialized examples: one float per example."""
+        return self._examples_api(servable, signature_name, examples, REGRESS_METHOD, "regress")
 
     def classify(self, ref: ModelRef, examples: list[bytes]) -> Result:
         """Classify API."""
@@ -170,29 +169,20 @@ class InferenceCore:
                 raise InvalidArgument(f"Duplicate evaluation of signature: {key}")
             seen.add(key)
             signature = example_signatures.lookup(servable, key, "Requested signature not found in model graph: ")
-            if method == CLASSIFY_METHOD:
-                wanted = example_signatures.check_classification(servable, signature, False)
-            elif method == REGRESS_METHOD:
-                wanted = example_signatures.check_regression(servable, signature, False)
-            else:
+            if method not in example_signatures.RULES:
                 raise Unimplemented(f"Unsupported signature method_name: {method}")
-            planned.append((signature, method, wanted))
+            check, results = example_signatures.RULES[method]
+            planned.append((signature, check(servable, signature, False), results))
         batch = example_signatures.examples_tensor(examples)
         feeds = {sig.inputs[example_signatures.INPUTS].tensor_name: batch for sig, _, _ in planned}
-        fetches = tuple(sorted({sig.outputs[a].tensor_name for sig, _, wanted in planned for a in wanted}))
+        fetches = tuple(sorted({sig.outputs[a].tensor_name for sig, wanted, _ in planned for a in wanted}))
         started = time.perf_counter()
         values = dict(zip(fetches, servable.run_tensors(feeds, fetches), strict=True))
         if self._on_runtime is not None:
             self._on_runtime(servable.name, "multi_inference", time.perf_counter() - started)
-        results = []
-        for signature, method, wanted in planned:
-            out = {a: values[signature.outputs[a].tensor_name] for a in wanted}
-            if method == CLASSIFY_METHOD:
-                value = example_signatures.classification_results(out, len(examples))
-            else:
-                value = example_signatures.regression_results(out, len(examples))
-            results.append(Result(servable, signature, value))
-        return results
+        return [Result(servable, signature, results({a: values[signature.outputs[a].tensor_name] for a in wanted},
+                                                    len(examples)))
+                for signature, wanted, results in planned]
 
     def metadata(self, ref: ModelRef) -> Servable:
         """The servable whose signature_def map answers a metadata request."""

@@ -98,15 +98,13 @@ class ModelServer:
             self.metrics.load(str(path), ok, time.perf_counter() - started)
 
     def current_config(self):
-        """The ModelServerConfig from --model_config_file or --model_name/--model_base_path."""
+        """The ModelServerConfig from --model_config_file or --model_name/--model_base_path, validated, its base
+        paths inside --model_base_path_root when that is set (at startup and on every config-file poll)."""
         if self.options.model_config_file:
-            return config_files.load_model_server_config(self.options.model_config_file)
-        config = config_files.single_model_config(self.options.model_name, self.options.model_base_path)
-        config_files.validate_model_config_list(config)  # a relative --model_base_path is refused, as there
-        return config
-
-    def _startup_config(self):
-        config = self.current_config()
+            config = config_files.load_model_server_config(self.options.model_config_file)
+        else:
+            config = config_files.single_model_config(self.options.model_name, self.options.model_base_path)
+            config_files.validate_model_config_list(config)  # a relative --model_base_path is refused, as there
         config_files.check_base_path_root(config, self.options.model_base_path_root)
         return config
 
@@ -172,7 +170,7 @@ class ModelServer:
         self._ssl = (config_files.load_ssl_config(self.options.ssl_config_file)
                      if self.options.ssl_config_file else None)
         # As ServerCore::Create: a bad config or label fails the start, then every model must become available.
-        self.manager.apply_config(self._startup_config())
+        self.manager.apply_config(self.current_config())
         problems = self.manager.unavailable_models()
         if problems:
             raise StartupError(f"{len(problems)} model(s) did not become available: "

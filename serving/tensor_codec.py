@@ -99,11 +99,9 @@ def to_numpy(proto: tensor_pb2.TensorProto, name: str = "") -> np.ndarray:
         arr = np.asarray(values, dtype=dtype)
     if len(arr) == count:
         return arr.reshape(shape)
-    if len(arr) == 1:
+    if len(arr) == 1:  # the only other cases the check above lets through: one value or none, filled
         return np.full(shape, arr[0], dtype=dtype)
-    if len(arr) == 0:
-        return np.zeros(shape, dtype=dtype) if proto.dtype != types_pb2.DT_STRING else np.full(shape, b"", object)
-    raise InvalidArgument(f"input {name!r}: {len(arr)} values do not fill shape {list(shape)}")
+    return np.zeros(shape, dtype=dtype) if proto.dtype != types_pb2.DT_STRING else np.full(shape, b"", object)
 
 
 def from_numpy(array: np.ndarray, as_content: bool = False) -> tensor_pb2.TensorProto:
