@@ -57,6 +57,7 @@ class _Task:
     rows: int
     deadline: float | None
     wanted: list[str] = field(default_factory=list)
+    api: str = "predict"
     enqueued: float = field(default_factory=time.perf_counter)
     future: futures.Future = field(default_factory=futures.Future)
 
@@ -77,7 +78,7 @@ class _Queue:
 
 
 class BatchScheduler:
-    """`run(servable, signature, inputs, output_filter, deadline)` with requests merged across threads."""
+    """A `serving.runners.Runner` that merges concurrent requests into batches run by its own threads."""
 
     def __init__(self, options: BatchingOptions, on_queued=None, on_batch=None, on_runtime=None):
         if options.max_batch_size < 1 or options.num_batch_threads < 1:
@@ -109,7 +110,8 @@ class BatchScheduler:
                                else len(v.shape)) for k, v in inputs.items()))
         return (id(servable), signature.name, shapes)
 
-    def submit(self, servable, signature, inputs, output_filter=(), deadline: float | None = None) -> futures.Future:
+    def submit(self, servable, signature, inputs, output_filter=(), deadline: float | None = None,
+               api: str = "predict") -> futures.Future:
         """Check and queue one request; the future resolves to its rows of the (filtered) outputs.
 
         Callers on an event loop await the future instead of parking a thread per request: the batch thread
@@ -125,7 +127,7 @@ class BatchScheduler:
         from serving.servable import check_inputs, check_output_filter
 
         check_inputs(signature, inputs)
-        task = _Task(inputs, n, deadline, check_output_filter(signature, output_filter))
+        task = _Task(inputs, n, deadline, check_output_filter(signature, output_filter), api)
         task.future.set_running_or_notify_cancel()  # queued work cannot be cancelled, only answered
         key = self._key(servable, signature, inputs)
         with self._cond:
@@ -139,15 +141,6 @@ class BatchScheduler:
             q.rows += n
             self._cond.notify()
         return task.future
-
-    def __call__(self, servable, signature, inputs, output_filter=(), deadline: float | None = None):
-        """Queue one request and wait for its rows (the blocking runner interface of InferenceCore)."""
-        future = self.submit(servable, signature, inputs, output_filter, deadline)
-        timeout = None if deadline is None else max(deadline - time.perf_counter(), 0) + 5.0
-        try:
-            return future.result(timeout)
-        except futures.TimeoutError:
-            raise DeadlineExceeded("request timed out while batched") from None
 
     # ---- batch threads --------------------------------------------------------------------------------------
     def _take_batch(self) -> tuple[_Queue, list[_Task]] | None:
@@ -230,8 +223,8 @@ class BatchScheduler:
             run_started = time.perf_counter()
             # Each request was checked when it was queued; run every output any of them wants.
             outputs = q.servable.execute(q.signature, inputs)
-            for _ in tasks:
-                self._on_runtime(q.servable.name, "predict", time.perf_counter() - run_started)
+            for t in tasks:
+                self._on_runtime(q.servable.name, t.api, time.perf_counter() - run_started)
             for name, value in outputs.items():
                 if value.ndim == 0 or value.shape[0] != padded:
                     raise InvalidArgument(f"Batched output tensor {name!r} has 0th dimension "

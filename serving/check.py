@@ -14,6 +14,7 @@ Exit codes: 0 the model loads, warms up and (with --compare) agrees; 1 it does n
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -89,6 +90,7 @@ def compare_responses(core, servable, path: Path) -> dict[str, dict]:
     from tensorflow_serving.apis import prediction_log_pb2
 
     from serving import tensor_codec
+    from serving.example_signatures import CLASSIFY_METHOD
     from serving.inference import examples_from_input
 
     results: dict[str, dict] = {}
@@ -99,12 +101,14 @@ def compare_responses(core, servable, path: Path) -> dict[str, dict]:
         if kind == "predict_log":
             req, want = log.predict_log.request, log.predict_log.response
             inputs = {k: tensor_codec.to_numpy(v, k) for k, v in req.inputs.items()}
-            got = core.predict_on(servable, req.model_spec.signature_name, inputs, tuple(want.outputs)).value
+            got = asyncio.run(core.predict_on(servable, req.model_spec.signature_name, inputs,
+                                              tuple(want.outputs))).value
             diff = max(_max_abs_diff(got[k], tensor_codec.to_numpy(v, k)) for k, v in want.outputs.items())
             key = req.model_spec.signature_name or "serving_default"
         elif kind == "classify_log":
             req, want = log.classify_log.request, log.classify_log.response
-            got = core.classify_on(servable, req.model_spec.signature_name, examples_from_input(req.input)).value
+            got = asyncio.run(core.examples_on(servable, req.model_spec.signature_name,
+                                               examples_from_input(req.input), CLASSIFY_METHOD)).value
             got_scores = [[score for _, score in row] for row in got]
             want_scores = [[c.score for c in row.classes] for row in want.result.classifications]
             diff = _max_abs_diff(got_scores, want_scores)

@@ -1,7 +1,8 @@
 """The server's one error hierarchy and its mapping to HTTP and gRPC status codes (the only place it lives).
 
-Codes are TensorFlow/gRPC canonical code names; the gRPC layer turns a name into `grpc.StatusCode[name]`, the REST
-layer answers `{"error": message}` with `http_status`. The HTTP mapping is TF Serving's (`ToHTTPStatusCode`).
+Codes are TensorFlow/gRPC canonical code names; the gRPC layer turns a name into `grpc.StatusCode[name]` (status and
+number), the REST layer answers `{"error": message}` with `http_status`. The HTTP mapping is TF Serving's
+(`ToHTTPStatusCode`).
 """
 
 from __future__ import annotations
@@ -25,15 +26,6 @@ HTTP_STATUS = {
     "DATA_LOSS": 500,
     "UNAUTHENTICATED": 401,
 }
-
-# tensorflow.error.Code numbers, used in StatusProto (model status) and the REST status JSON.
-ERROR_CODE_NUMBER = {
-    "OK": 0, "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5,
-    "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8, "FAILED_PRECONDITION": 9, "ABORTED": 10,
-    "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12, "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15,
-    "UNAUTHENTICATED": 16,
-}
-
 
 class ServingError(Exception):
     """Base of every error a request can end with; `code` is a canonical code name."""
@@ -102,11 +94,10 @@ class PayloadTooLarge(InvalidArgument):
         return 413
 
 
-def error_for_code(code: str | int, message: str) -> ServingError:
-    """The ServingError for a canonical code name or tensorflow.error.Code number (the code kept even where no
-    subclass exists, e.g. OUT_OF_RANGE; UNKNOWN for a number outside the canonical set)."""
-    if isinstance(code, int):
-        code = next((name for name, n in ERROR_CODE_NUMBER.items() if n == code), "UNKNOWN")
+def error_for_code(code: str, message: str) -> ServingError:
+    """The ServingError for a canonical code name (the code kept even where no subclass exists, e.g. OUT_OF_RANGE;
+    UNKNOWN for a name outside the canonical set). Numbers are the transports' business: gRPC's `StatusCode` and
+    TensorFlow's `error_codes_pb2.Code` both carry them."""
     classes = {cls.code: cls for cls in ServingError.__subclasses__()}
     if code in classes:
         return classes[code](message)

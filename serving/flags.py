@@ -70,7 +70,8 @@ class ServerOptions:
 _HELP = {
     "port": "TCP port for gRPC (PredictionService, ModelService); 0 disables",
     "rest_api_port": "TCP port for the HTTP/REST API; 0 (default) disables it",
-    "rest_api_num_threads": "threads running REST inference (0: 4 per core)",
+    "rest_api_num_threads": "worker threads for blocking inference work; one pool serves both transports "
+                            "and takes the larger of this and --grpc_max_threads (both 0: 64)",
     "rest_api_timeout_in_ms": "deadline of a REST request",
     "rest_api_enable_cors_support": "answer CORS preflight and add CORS headers",
     "rest_api_max_body_bytes": "largest REST request body, also after gzip/deflate inflation: larger ones get HTTP "
@@ -102,7 +103,7 @@ _HELP = {
                                      "only; a slow request body is bounded by --rest_api_timeout_in_ms)",
     "shutdown_grace_seconds": "on SIGTERM, how long in-flight requests may finish before they are cut (local "
                               "server only; keep it below the pod's terminationGracePeriodSeconds minus preStop)",
-    "grpc_max_threads": "gRPC worker threads (0: 4 per core, at least 8)",
+    "grpc_max_threads": "worker threads for blocking inference work (see --rest_api_num_threads; both 0: 64)",
     "enable_signature_method_name_check": "require Classify/Regress signatures to have those method names",
     "enable_serialization_as_tensor_content": "Predict responses carry numeric outputs as tensor_content bytes "
                                               "instead of the typed fields (float_val, …)",

@@ -12,7 +12,6 @@ import asyncio
 import functools
 import logging
 import time
-from concurrent import futures
 
 import grpc
 from tensorflow_serving.apis import (
@@ -28,7 +27,7 @@ from tensorflow_serving.apis import (
 )
 
 from serving import tensor_codec
-from serving.errors import ERROR_CODE_NUMBER, InvalidArgument, ServingError, as_serving_error
+from serving.errors import InvalidArgument, as_serving_error
 from serving.inference import InferenceCore, ModelRef, Result, examples_from_input
 from serving.servable import DEFAULT_SIGNATURE
 
@@ -42,8 +41,6 @@ DEFAULT_MAX_RECEIVE_BYTES = 256 << 20
 
 
 def _ref(spec) -> ModelRef:
-    if not spec.name:
-        raise InvalidArgument("Missing ModelSpec name")
     choice = spec.WhichOneof("version_choice")
     return ModelRef(
         name=spec.name,
@@ -53,35 +50,31 @@ def _ref(spec) -> ModelRef:
     )
 
 
+def _code_number(code: str) -> int:
+    """A canonical code name's number (tensorflow.error.Code numbers are gRPC's)."""
+    return grpc.StatusCode[code].value[0]
+
+
 def _echo_spec(target, result: Result) -> None:
     target.name = result.servable.name
     target.version.value = result.servable.version
     target.signature_name = result.signature.name or DEFAULT_SIGNATURE
 
 
-def _rpc(api: str | None = None):
-    """Run a servicer method, turning ServingErrors into the matching gRPC status; inference APIs are counted and
-    timed in the request metrics under `api`."""
+def _rpc(method):
+    """Run a servicer method, turning every failure into the matching gRPC status."""
 
-    def decorate(method):
-        @functools.wraps(method)
-        async def wrapper(self, request, context):
-            try:
-                metrics = getattr(self, "metrics", None)
-                if api is None or metrics is None:
-                    return await method(self, request, context)
-                spec = request.tasks[0].model_spec if api == "multi_inference" and request.tasks else request.model_spec
-                with metrics.request(spec.name, api, "GRPC"):
-                    return await method(self, request, context)
-            except Exception as e:  # every failure leaves as a gRPC status
-                err = as_serving_error(e)
-                if err.code == "INTERNAL":
-                    logger.exception("internal error in %s", method.__name__)
-                await context.abort(grpc.StatusCode[err.code], err.message)
+    @functools.wraps(method)
+    async def wrapper(self, request, context):
+        try:
+            return await method(self, request, context)
+        except Exception as e:  # every failure leaves as a gRPC status
+            err = as_serving_error(e)
+            if err.code == "INTERNAL":
+                logger.exception("internal error in %s", method.__name__)
+            await context.abort(grpc.StatusCode[err.code], err.message)
 
-        return wrapper
-
-    return decorate
+    return wrapper
 
 
 def _deadline(context) -> float | None:
@@ -90,50 +83,47 @@ def _deadline(context) -> float | None:
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    """Predict, Classify, Regress, MultiInference, GetModelMetadata."""
+    """Predict, Classify, Regress, MultiInference, GetModelMetadata: protos in, core call, protos out."""
 
-    def __init__(self, core: InferenceCore, pool: futures.Executor, metrics=None, tensor_content: bool = False):
+    def __init__(self, core: InferenceCore, tensor_content: bool = False):
         self.core = core
-        self.pool = pool
-        self.metrics = metrics
         self.tensor_content = tensor_content  # --enable_serialization_as_tensor_content
 
-    async def _in_thread(self, fn, *args):
-        """Run a (blocking) core call on the worker pool."""
-        return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args))
-
-    @_rpc("predict")
+    @_rpc
     async def Predict(self, request, context):
-        inputs = {k: tensor_codec.to_numpy(v, k) for k, v in request.inputs.items()}
-        future = self.core.submit_predict(_ref(request.model_spec), inputs, tuple(request.output_filter),
-                                          _deadline(context), self.pool)
-        result = await asyncio.wrap_future(future)
+        def decode(servable):
+            return {k: tensor_codec.to_numpy(v, k) for k, v in request.inputs.items()}
+
+        result = await self.core.predict(_ref(request.model_spec), decode, tuple(request.output_filter),
+                                         _deadline(context), entrypoint="GRPC")
         response = predict_pb2.PredictResponse()
         _echo_spec(response.model_spec, result)
         for alias, arr in result.value.items():
             response.outputs[alias].CopyFrom(tensor_codec.from_numpy(arr, as_content=self.tensor_content))
         return response
 
-    @_rpc("classify")
+    @_rpc
     async def Classify(self, request, context):
-        result = await self._in_thread(self.core.classify, _ref(request.model_spec), examples_from_input(request.input))
+        result = await self.core.classify(_ref(request.model_spec), lambda: examples_from_input(request.input),
+                                          entrypoint="GRPC")
         response = classification_pb2.ClassificationResponse()
         _echo_spec(response.model_spec, result)
         _fill_classifications(response.result, result.value)
         return response
 
-    @_rpc("regress")
+    @_rpc
     async def Regress(self, request, context):
-        result = await self._in_thread(self.core.regress, _ref(request.model_spec), examples_from_input(request.input))
+        result = await self.core.regress(_ref(request.model_spec), lambda: examples_from_input(request.input),
+                                         entrypoint="GRPC")
         response = regression_pb2.RegressionResponse()
         _echo_spec(response.model_spec, result)
         response.result.regressions.extend(regression_pb2.Regression(value=v) for v in result.value)
         return response
 
-    @_rpc("multi_inference")
+    @_rpc
     async def MultiInference(self, request, context):
         tasks = [(_ref(t.model_spec), t.method_name) for t in request.tasks]
-        results = await self._in_thread(self.core.multi_inference, tasks, examples_from_input(request.input))
+        results = await self.core.multi_inference(tasks, lambda: examples_from_input(request.input))
         response = inference_pb2.MultiInferenceResponse()
         for (_, method), result in zip(tasks, results, strict=True):
             out = response.results.add()
@@ -144,7 +134,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 out.regression_result.regressions.extend(regression_pb2.Regression(value=v) for v in result.value)
         return response
 
-    @_rpc()
+    @_rpc
     async def GetModelMetadata(self, request, context):
         fields = list(request.metadata_field)
         if not fields:
@@ -152,7 +142,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         for f in fields:
             if f != "signature_def":
                 raise InvalidArgument(f"Metadata field {f} is not supported")
-        servable = self.core.metadata(_ref(request.model_spec))
+        servable = await self.core.metadata(_ref(request.model_spec))
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         response.model_spec.name = servable.name
         response.model_spec.version.value = servable.version
@@ -176,15 +166,15 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self.core = core
         self.reload_config = reload_config
 
-    @_rpc()
+    @_rpc
     async def GetModelStatus(self, request, context):
-        statuses = self.core.status(_ref(request.model_spec))
+        statuses = await self.core.status(_ref(request.model_spec))
         response = get_model_status_pb2.GetModelStatusResponse()
         for s in statuses:
             mvs = response.model_version_status.add()
             mvs.version = s.version
             mvs.state = get_model_status_pb2.ModelVersionStatus.State.Value(s.state)
-            mvs.status.error_code = ERROR_CODE_NUMBER[s.error_code]
+            mvs.status.error_code = _code_number(s.error_code)
             mvs.status.error_message = s.error_message
         return response
 
@@ -194,8 +184,8 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             # Loading models takes seconds: not on the event loop.
             await asyncio.get_running_loop().run_in_executor(None, self.reload_config, request.config)
         except Exception as e:  # reported in the response status and as the RPC status
-            err = e if isinstance(e, ServingError) else as_serving_error(e)
-            response.status.error_code = ERROR_CODE_NUMBER[err.code]
+            err = as_serving_error(e)
+            response.status.error_code = _code_number(err.code)
             response.status.error_message = err.message
             await context.abort(grpc.StatusCode[err.code], err.message)
         return response
@@ -212,7 +202,7 @@ MODEL_METHODS = {
 }
 
 
-def _add_service(server: grpc.aio.Server, service: str, servicer, methods: dict) -> None:
+def _add_service(server: grpc.aio.Server, service: str, servicer, methods: dict, on_call=None) -> None:
     """Register `servicer`'s methods taking raw request bytes, so a message that does not parse is answered
     INVALID_ARGUMENT naming the message type (grpc's own deserializer failure would leave as UNKNOWN)."""
 
@@ -220,6 +210,8 @@ def _add_service(server: grpc.aio.Server, service: str, servicer, methods: dict)
         method = getattr(servicer, name)
 
         async def parse_and_call(raw: bytes, context):
+            if on_call is not None:
+                on_call()
             try:
                 request = request_type.FromString(raw)
             except Exception as e:  # DecodeError, or a recursion limit hit by a hostile message
@@ -252,13 +244,10 @@ def parse_channel_arguments(text: str) -> dict[str, int | str]:
     return args
 
 
-def build_grpc_server(core: InferenceCore, reload_config, port: int, pool: futures.Executor,
-                      ssl_config=None, health: bool = True, metrics=None,
-                      tensor_content: bool = False, channel_arguments: str = "") -> grpc.aio.Server:
-    """A grpc.aio server bound to `port` on all interfaces (call inside the event loop; start it with await).
-
-    `pool` runs the inference calls that are not batched; the caller owns it and shuts it down.
-    """
+def build_grpc_server(core: InferenceCore, reload_config, port: int, ssl_config=None, health: bool = True,
+                      tensor_content: bool = False, channel_arguments: str = "", on_call=None) -> grpc.aio.Server:
+    """A grpc.aio server bound to `port` on all interfaces (call inside the event loop; start it with await);
+    `on_call()` runs as each call reaches its handler."""
     options = {
         "grpc.max_receive_message_length": DEFAULT_MAX_RECEIVE_BYTES,
         "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
@@ -267,9 +256,10 @@ def build_grpc_server(core: InferenceCore, reload_config, port: int, pool: futur
         **parse_channel_arguments(channel_arguments),
     }
     server = grpc.aio.server(options=list(options.items()))
-    predictions = PredictionServicer(core, pool, metrics, tensor_content)
-    _add_service(server, "tensorflow.serving.PredictionService", predictions, PREDICTION_METHODS)
-    _add_service(server, "tensorflow.serving.ModelService", ModelServicer(core, reload_config), MODEL_METHODS)
+    predictions = PredictionServicer(core, tensor_content)
+    _add_service(server, "tensorflow.serving.PredictionService", predictions, PREDICTION_METHODS, on_call)
+    _add_service(server, "tensorflow.serving.ModelService", ModelServicer(core, reload_config), MODEL_METHODS,
+                 on_call)
     if health:
         try:
             from grpc_health.v1 import health_pb2_grpc

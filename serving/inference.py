@@ -1,12 +1,16 @@
-"""Transport-free request handling: Predict, Classify, Regress, MultiInference, metadata and status.
+"""Transport-free request handling: one async entry point per API over a `Runner` (direct or batched).
 
-The REST and gRPC layers turn their wire formats into these calls (numpy arrays, serialized tf.Examples) and back.
+The REST and gRPC layers only translate their wire formats into these calls (numpy arrays, serialized tf.Examples,
+or decoders that turn a request into them once the servable is known) and the results back. Every request is
+counted and timed here, with TF Serving's labels (`entrypoint` GRPC or REST; latency recorded for successes only).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import asyncio
+import contextlib
+import functools
+from collections.abc import Callable, Mapping
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -16,7 +20,13 @@ from serving import example_signatures
 from serving.errors import Internal, InvalidArgument, Unimplemented
 from serving.example_signatures import CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD
 from serving.model_manager import ModelManager, VersionStatus
+from serving.runners import DirectRunner, OnRuntime, Runner
 from serving.servable import DEFAULT_SIGNATURE, Servable, Signature
+
+# Inputs of a Predict: the tensors, or a decoder that builds them for the resolved servable (REST's JSON decoding
+# needs the signature's dtypes; gRPC's TensorProto conversion runs after the model lookup, as in TF Serving).
+Inputs = Mapping[str, np.ndarray] | Callable[[Servable], Mapping[str, np.ndarray]]
+Examples = list[bytes] | Callable[[], list[bytes]]
 
 
 @dataclass(frozen=True)
@@ -38,70 +48,54 @@ class Result:
     value: object
 
 
-Runner = Callable[..., dict[str, np.ndarray]]
-
-
-def direct_runner(servable: Servable, signature: Signature, inputs, output_filter, deadline=None):
-    """Run the signature in the calling thread (no batching)."""
-    return servable.run(signature, inputs, output_filter)
+def _api_label(api: str, entrypoint: str) -> str:
+    """TF Serving's `API` label: gRPC's method name ("Predict"), REST's verb ("predict")."""
+    return api.capitalize() if entrypoint == "GRPC" else api
 
 
 class InferenceCore:
-    """Resolves model references through the manager and runs signatures through `runner` (maybe batched)."""
+    """Resolves model references through the manager and runs signatures through a runner.
 
-    def __init__(self, manager: ModelManager, runner: Runner = direct_runner, on_runtime=None,
+    `pool` runs blocking work (the direct runner's signature runs, MultiInference, large decodes); the core owns it
+    when it creates it. `metrics` (a `serving.metrics.ServerMetrics`) counts and times each request.
+    """
+
+    def __init__(self, manager: ModelManager | None, runner: Runner | None = None,
+                 pool: futures.Executor | None = None, metrics=None, on_runtime: OnRuntime | None = None,
                  method_name_check: bool = False):
         self.manager = manager
         self.method_name_check = method_name_check  # --enable_signature_method_name_check
-        self.runner = runner
-        self._on_runtime = on_runtime  # (model_name, api, seconds), for the runtime latency metric
+        self._own_pool = pool is None
+        self.pool = pool or futures.ThreadPoolExecutor(8, thread_name_prefix="infer")
+        self._on_runtime = on_runtime or (lambda model_name, api, seconds: None)
+        self.runner: Runner = runner or DirectRunner(self.pool, self._on_runtime)
+        self.metrics = metrics
 
-    def _run(self, servable: Servable, signature: Signature, inputs, output_filter, deadline, api: str):
-        if self.runner is not direct_runner:  # a batcher reports its own compute time (queueing excluded)
-            return self.runner(servable, signature, inputs, output_filter, deadline=deadline)
-        started = time.perf_counter()
-        try:
-            return self.runner(servable, signature, inputs, output_filter, deadline=deadline)
-        finally:
-            if self._on_runtime is not None:
-                self._on_runtime(servable.name, api, time.perf_counter() - started)
+    def close(self) -> None:
+        """Stop the runner and wait for the work on the pool (the pool only if the core created it)."""
+        self.runner.stop()
+        if self._own_pool:
+            self.pool.shutdown(wait=True)
+
+    # ---- plumbing -------------------------------------------------------------------------------------------
+    def _request(self, model_name: str, api: str, entrypoint: str | None):
+        if self.metrics is None or entrypoint is None:
+            return contextlib.nullcontext()
+        return self.metrics.request(model_name, _api_label(api, entrypoint), entrypoint)
+
+    async def offload(self, fn: Callable, *args):
+        """Run a blocking call on the pool and await it."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, functools.partial(fn, *args))
+
+    async def _run(self, servable: Servable, signature: Signature, inputs, output_filter, deadline, api: str):
+        future = self.runner.submit(servable, signature, dict(inputs), tuple(output_filter), deadline, api)
+        return await asyncio.wrap_future(future)
 
     def resolve(self, ref: ModelRef) -> Servable:
         """The AVAILABLE servable a request refers to."""
+        if not ref.name:
+            raise InvalidArgument("Missing ModelSpec name")
         return self.manager.servable(ref.name, ref.version, ref.label)
-
-    def predict(self, ref: ModelRef, inputs: dict[str, np.ndarray], output_filter: tuple[str, ...] = (),
-                deadline: float | None = None) -> Result:
-        """Run a predict signature (`deadline`: time.perf_counter() value, honoured while batched)."""
-        servable = self.resolve(ref)
-        return self.predict_on(servable, ref.signature_name, inputs, output_filter, deadline)
-
-    def submit_predict(self, ref: ModelRef, inputs: dict[str, np.ndarray], output_filter: tuple[str, ...] = (),
-                       deadline: float | None = None, executor: futures.Executor | None = None) -> futures.Future:
-        """Start a Predict; the future resolves to its Result (errors in resolving the model raise here).
-
-        With a batcher (a runner that has `submit`) the request is queued and no thread waits for it; otherwise it
-        runs on `executor`. For transports on an event loop.
-        """
-        servable = self.resolve(ref)
-        signature = self.predict_signature(servable, ref.signature_name)
-        submit = getattr(self.runner, "submit", None)
-        if submit is None:
-            if executor is None:
-                raise ValueError("submit_predict without a batcher needs an executor")
-            return executor.submit(self.predict_on, servable, ref.signature_name, inputs, output_filter, deadline)
-        outer: futures.Future = futures.Future()
-        outer.set_running_or_notify_cancel()
-
-        def deliver(inner: futures.Future) -> None:
-            error = inner.exception()
-            if error is not None:
-                outer.set_exception(error)
-            else:
-                outer.set_result(Result(servable, signature, inner.result()))
-
-        submit(servable, signature, inputs, tuple(output_filter), deadline).add_done_callback(deliver)
-        return outer
 
     def predict_signature(self, servable: Servable, signature_name: str) -> Signature:
         """The Predict signature (FAILED_PRECONDITION if absent); with the method-name check, only predict,
@@ -112,49 +106,57 @@ class InferenceCore:
                            f"{CLASSIFY_METHOD}, {REGRESS_METHOD}}}. Was: {signature.method_name}")
         return signature
 
-    def predict_on(self, servable: Servable, signature_name: str, inputs, output_filter=(), deadline=None) -> Result:
-        """Predict on an already resolved servable (used by warmup too)."""
+    # ---- the APIs -------------------------------------------------------------------------------------------
+    async def predict(self, ref: ModelRef, inputs: Inputs, output_filter: tuple[str, ...] = (),
+                      deadline: float | None = None, entrypoint: str | None = None,
+                      decode_in_pool: bool = False) -> Result:
+        """Predict API (`deadline`: a time.perf_counter() value, honoured while queued)."""
+        with self._request(ref.name, "predict", entrypoint):
+            return await self.predict_on(self.resolve(ref), ref.signature_name, inputs, output_filter, deadline,
+                                         decode_in_pool)
+
+    async def predict_on(self, servable: Servable, signature_name: str, inputs: Inputs,
+                         output_filter: tuple[str, ...] = (), deadline: float | None = None,
+                         decode_in_pool: bool = False) -> Result:
+        """Predict on a resolved servable (warmup and `serving.check` call this directly)."""
+        if callable(inputs):
+            inputs = await self.offload(inputs, servable) if decode_in_pool else inputs(servable)
         signature = self.predict_signature(servable, signature_name)
-        outputs = self._run(servable, signature, inputs, tuple(output_filter), deadline, "predict")
+        outputs = await self._run(servable, signature, inputs, output_filter, deadline, "predict")
         return Result(servable, signature, outputs)
 
-    def _examples_api(self, servable: Servable, signature_name: str, examples: list[bytes], method: str,
-                      api: str) -> Result:
+    async def classify(self, ref: ModelRef, examples: Examples, entrypoint: str | None = None) -> Result:
+        """Classify API: per example a list of (label, score)."""
+        with self._request(ref.name, "classify", entrypoint):
+            return await self.examples_on(self.resolve(ref), ref.signature_name, examples, CLASSIFY_METHOD)
+
+    async def regress(self, ref: ModelRef, examples: Examples, entrypoint: str | None = None) -> Result:
+        """Regress API: one float per example."""
+        with self._request(ref.name, "regress", entrypoint):
+            return await self.examples_on(self.resolve(ref), ref.signature_name, examples, REGRESS_METHOD)
+
+    async def examples_on(self, servable: Servable, signature_name: str, examples: Examples, method: str) -> Result:
         """RunClassify / RunRegress: the signature's structure checked, the examples fed to its `inputs` tensor
         (batched like Predict when batching is on), the outputs checked and turned into per-example results."""
         check, results = example_signatures.RULES[method]
         signature = example_signatures.lookup(servable, signature_name, "No signature was found with the name: ")
         wanted = check(servable, signature, self.method_name_check)
+        examples = examples() if callable(examples) else examples
         batch = example_signatures.examples_tensor(examples)
-        out = self._run(servable, signature, {next(iter(signature.inputs)): batch}, tuple(wanted), None, api)
+        api = "classify" if method == CLASSIFY_METHOD else "regress"
+        out = await self._run(servable, signature, {next(iter(signature.inputs)): batch}, wanted, None, api)
         return Result(servable, signature, results(out, len(examples)))
 
-    def classify_on(self, servable: Servable, signature_name: str, examples: list[bytes]) -> Result:
-        """Classify serialized examples: per example a list of (label, score)."""
-        return self._examples_api(servable, signature_name, examples, CLASSIFY_METHOD, "classify")
-
-    def regress_on(self, servable: Servable, signature_name: str, examples: list[bytes]) -> Result:
-        """Regress serialized examples: one float per example."""
-        return self._examples_api(servable, signature_name, examples, REGRESS_METHOD, "regress")
-
-    def classify(self, ref: ModelRef, examples: list[bytes]) -> Result:
-        """Classify API."""
-        return self.classify_on(self.resolve(ref), ref.signature_name, examples)
-
-    def regress(self, ref: ModelRef, examples: list[bytes]) -> Result:
-        """Regress API."""
-        return self.regress_on(self.resolve(ref), ref.signature_name, examples)
-
-    def multi_inference(self, tasks: list[tuple[ModelRef, str]], examples: list[bytes]) -> list[Result]:
-        """Several Classify/Regress tasks over one input in one Session run (TensorFlowMultiInferenceRunner);
-        the servable is the first task's, as GetModelSpecFromRequest picks it."""
+    async def multi_inference(self, tasks: list[tuple[ModelRef, str]], examples: Examples) -> list[Result]:
+        """MultiInference API: several Classify/Regress tasks over one input in one Session run; the servable is
+        the first task's, as GetModelSpecFromRequest picks it (TF Serving records no request metrics for it)."""
         if not tasks:
             raise InvalidArgument("MultiInferenceRequest must contain at least one task")
-        return self.multi_inference_on(self.resolve(tasks[0][0]), tasks, examples)
+        return await self.multi_inference_on(self.resolve(tasks[0][0]), tasks, examples)
 
-    def multi_inference_on(self, servable: Servable, tasks: list[tuple[ModelRef, str]],
-                           examples: list[bytes]) -> list[Result]:
-        """MultiInference against an already resolved servable (used by warmup too)."""
+    async def multi_inference_on(self, servable: Servable, tasks: list[tuple[ModelRef, str]],
+                                 examples: Examples) -> list[Result]:
+        """MultiInference against a resolved servable (TensorFlowMultiInferenceRunner's checks, in its order)."""
         model_name = ""
         seen: set[str] = set()
         planned = []
@@ -173,49 +175,66 @@ class InferenceCore:
                 raise Unimplemented(f"Unsupported signature method_name: {method}")
             check, results = example_signatures.RULES[method]
             planned.append((signature, check(servable, signature, False), results))
+        examples = examples() if callable(examples) else examples
         batch = example_signatures.examples_tensor(examples)
         feeds = {sig.inputs[example_signatures.INPUTS].tensor_name: batch for sig, _, _ in planned}
         fetches = tuple(sorted({sig.outputs[a].tensor_name for sig, wanted, _ in planned for a in wanted}))
-        started = time.perf_counter()
-        values = dict(zip(fetches, servable.run_tensors(feeds, fetches), strict=True))
-        if self._on_runtime is not None:
-            self._on_runtime(servable.name, "multi_inference", time.perf_counter() - started)
+        values = dict(zip(fetches, await self.offload(self._timed_run_tensors, servable, feeds, fetches),
+                          strict=True))
         return [Result(servable, signature, results({a: values[signature.outputs[a].tensor_name] for a in wanted},
                                                     len(examples)))
                 for signature, wanted, results in planned]
 
-    def metadata(self, ref: ModelRef) -> Servable:
-        """The servable whose signature_def map answers a metadata request."""
+    def _timed_run_tensors(self, servable: Servable, feeds, fetches) -> list[np.ndarray]:
+        import time
+
+        started = time.perf_counter()
+        try:
+            return servable.run_tensors(feeds, fetches)
+        finally:
+            self._on_runtime(servable.name, "multi_inference", time.perf_counter() - started)
+
+    async def metadata(self, ref: ModelRef) -> Servable:
+        """GetModelMetadata API: the servable whose signature_def map answers it."""
         return self.resolve(ref)
 
-    def status(self, ref: ModelRef) -> list[VersionStatus]:
-        """Version states of a model (one version when a version or label is given)."""
+    async def status(self, ref: ModelRef) -> list[VersionStatus]:
+        """GetModelStatus API: version states of a model (one version when a version or label is given)."""
+        if not ref.name:
+            raise InvalidArgument("Missing ModelSpec name")
         return self.manager.status(ref.name, ref.version, ref.label)
 
 
-def replay_warmup_record(core: InferenceCore, servable: Servable, log) -> None:
-    """Run one PredictionLog record of a warmup file against `servable` (RunWarmupRequest's dispatch)."""
+async def _replay(core: InferenceCore, servable: Servable, log) -> None:
     from serving import tensor_codec
 
     kind = log.WhichOneof("log_type")
     if kind == "predict_log":
         req = log.predict_log.request
         inputs = {k: tensor_codec.to_numpy(v, k) for k, v in req.inputs.items()}
-        core.predict_on(servable, req.model_spec.signature_name, inputs, tuple(req.output_filter))
+        await core.predict_on(servable, req.model_spec.signature_name, inputs, tuple(req.output_filter))
     elif kind == "classify_log":
         req = log.classify_log.request
-        core.classify_on(servable, req.model_spec.signature_name, examples_from_input(req.input))
+        await core.examples_on(servable, req.model_spec.signature_name, examples_from_input(req.input),
+                               CLASSIFY_METHOD)
     elif kind == "regress_log":
         req = log.regress_log.request
-        core.regress_on(servable, req.model_spec.signature_name, examples_from_input(req.input))
+        await core.examples_on(servable, req.model_spec.signature_name, examples_from_input(req.input),
+                               REGRESS_METHOD)
     elif kind == "multi_inference_log":
         req = log.multi_inference_log.request
         tasks = [(ModelRef(t.model_spec.name, signature_name=t.model_spec.signature_name), t.method_name)
                  for t in req.tasks]
-        core.multi_inference_on(servable, tasks, examples_from_input(req.input))
+        await core.multi_inference_on(servable, tasks, examples_from_input(req.input))
     elif kind is not None:  # session_run_log, predict_streamed_log
         number = log.DESCRIPTOR.fields_by_name[kind].number
         raise Unimplemented(f"Unsupported log_type for warmup: {number}")
+
+
+def replay_warmup_record(core: InferenceCore, servable: Servable, log) -> None:
+    """Run one PredictionLog record of a warmup file against `servable` (RunWarmupRequest's dispatch), from a
+    thread without an event loop (the version's load worker), through the core's runner as live requests."""
+    asyncio.run(_replay(core, servable, log))
 
 
 def examples_from_input(inp) -> list[bytes]:

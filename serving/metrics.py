@@ -90,7 +90,8 @@ class ServerMetrics:
 
     @contextlib.contextmanager
     def request(self, model_name: str, api: str, entrypoint: str):
-        """Count a request and time it; the status is the error code of whatever escapes."""
+        """Count a request (status: the error code of whatever escapes) and, when it succeeded, time it — as
+        prediction_service_impl.cc and http_server.cc record them."""
         if model_name not in self._known_models():
             model_name = UNKNOWN_MODEL
         started = time.perf_counter()
@@ -105,7 +106,9 @@ class ServerMetrics:
             raise
         finally:
             self.counters.inc(REQUEST_COUNT, model_name, status)
-            self.request_latency.labels(model_name, api, entrypoint).observe((time.perf_counter() - started) * 1e6)
+            if status == "OK":
+                self.request_latency.labels(model_name, api, entrypoint).observe(
+                    (time.perf_counter() - started) * 1e6)
 
     def runtime(self, model_name: str, api: str, seconds: float) -> None:
         """Time spent running the model."""

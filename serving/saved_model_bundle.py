@@ -83,7 +83,10 @@ def find_meta_graph(saved: saved_model_pb2.SavedModel, tags: tuple[str, ...]) ->
 
 def translate_tf_error(e: tf.errors.OpError) -> ServingError:
     """A TensorFlow runtime error as the ServingError with the same canonical code and message."""
-    err = error_for_code(e.error_code, e.message.strip())
+    from tensorflow.core.protobuf import error_codes_pb2
+
+    code = error_codes_pb2.Code.Name(e.error_code) if e.error_code in error_codes_pb2.Code.values() else "UNKNOWN"
+    err = error_for_code(code, e.message.strip())
     err.__cause__ = e
     return err
 

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 REAL_BINARY = shutil.which("tensorflow_model_server")
 SERVER_KINDS = ["local", "tensorflow_model_server"]
+# Protocol tests run the local server in-process (a thread of the test process); process-level behaviour (flags,
+# startup refusals, signals, lifecycle) keeps a `python -m serving` subprocess.
+PROTOCOL_KINDS = ["in-process", "tensorflow_model_server"]
 
 
 def build_half_plus_two(path: Path, offset: float = 2.0, with_warmup: bool = False) -> Path:
@@ -171,8 +175,66 @@ class ServerProcess:
         return self.proc.returncode
 
 
+class _InProcessProc:
+    """The part of Popen the fixtures use, for a server running on a thread of the test process."""
+
+    def __init__(self, thread: threading.Thread):
+        self.thread = thread
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode if not self.thread.is_alive() else None
+
+
+@dataclass
+class InProcessServer(ServerProcess):
+    """The local server's `ModelServer` on a thread of the test process (same transports, real loopback sockets):
+    no interpreter and TensorFlow start per server, and its failures show in the test's own traceback."""
+
+    server: object = None
+    error: list = field(default_factory=list)
+
+    def log(self) -> str:
+        return "".join(f"{type(e).__name__}: {e}\n" for e in self.error) or "(in-process server: see captured logs)"
+
+    def stop(self, timeout: float = 30) -> int:
+        self.server.request_stop()
+        self.proc.thread.join(timeout)
+        return self.proc.returncode if self.proc.returncode is not None else -1
+
+
+def start_in_process(args: list[str], log_dir: Path) -> InProcessServer:
+    """Start `ModelServer` with these flags on a background thread; returns once its ports accept."""
+    from serving.flags import parse_flags
+    from serving.server import ModelServer
+
+    grpc_port, rest_port = free_port(), free_port()
+    argv = [f"--port={grpc_port}", f"--rest_api_port={rest_port}", *args]
+    server = ModelServer(parse_flags(argv))
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            server.run()
+            proc.returncode = 0
+        except BaseException as e:  # reported by the fixture
+            errors.append(e)
+            proc.returncode = 255
+
+    thread = threading.Thread(target=run, name=f"model-server-{grpc_port}", daemon=True)
+    proc = _InProcessProc(thread)
+    thread.start()
+    while not server.serving.wait(0.05):
+        if not thread.is_alive():
+            raise RuntimeError(f"in-process server failed to start: {errors}")
+    return InProcessServer("local", proc, grpc_port, rest_port, log_dir / "in-process.log", argv, server, errors)
+
+
 def start_server(kind: str, args: list[str], log_dir: Path) -> ServerProcess:
-    """Start the local server (`python -m serving`) or the real binary with the same flags."""
+    """Start the local server (`python -m serving`) or the real binary with the same flags; kind "in-process"
+    runs the local server on a thread of the test process."""
+    if kind == "in-process":
+        return start_in_process(args, log_dir)
     if kind == "tensorflow_model_server" and not REAL_BINARY:
         pytest.skip("tensorflow_model_server is not on PATH (the real binary cannot run on this machine)")
     grpc_port, rest_port = free_port(), free_port()
@@ -236,7 +298,7 @@ model_config_list {{
         server.stop()
 
 
-@pytest.fixture(scope="module", params=SERVER_KINDS)
+@pytest.fixture(scope="module", params=PROTOCOL_KINDS)
 def h2t_server(request, tmp_path_factory, half_plus_two_source):
     """A server with half_plus_two versions 1 and 2 (policy: all) and label stable=1, canary=2."""
     root = tmp_path_factory.mktemp("h2t-repo")
@@ -245,7 +307,7 @@ def h2t_server(request, tmp_path_factory, half_plus_two_source):
                                        ("--rest_api_enable_cors_support=true",))
 
 
-@pytest.fixture(scope="module", params=SERVER_KINDS)
+@pytest.fixture(scope="module", params=PROTOCOL_KINDS)
 def conformance_server(request, tmp_path_factory, half_plus_two_source):
     """TF Serving's test-model layout: half_plus_two in `00000123/` (parsed as version 123), label `stable` → 123.
     Conformance vectors run against the local server and, when it is on PATH, tensorflow_model_server."""

@@ -40,7 +40,7 @@ def call_many(scheduler, servable, xs, output_filter=()):
 
     def one(i):
         try:
-            results[i] = scheduler(servable, SIG, {"x": xs[i]}, output_filter)
+            results[i] = scheduler.submit(servable, SIG, {"x": xs[i]}, output_filter).result(30)
         except Exception as e:
             results[i] = e
 
@@ -91,7 +91,7 @@ def test_output_filter_and_oversized_task():
         (r,) = call_many(s, FakeServable(), [rows(1, 2)], output_filter=("y",))
         assert list(r) == ["y"]
         with pytest.raises(InvalidArgument, match="Task size 5 is larger than maximum input batch size 4"):
-            s(FakeServable(), SIG, {"x": rows(1, 5)})
+            s.submit(FakeServable(), SIG, {"x": rows(1, 5)})
     finally:
         s.stop()
 
@@ -114,12 +114,11 @@ def test_deadline_passes_while_queued():
     servable = FakeServable(delay=0.4)
     s = BatchScheduler(BatchingOptions(max_batch_size=1, num_batch_threads=1))
     try:
-        blocker = threading.Thread(target=lambda: s(servable, SIG, {"x": rows(0)}))
-        blocker.start()
+        first = s.submit(servable, SIG, {"x": rows(0)})
         time.sleep(0.05)
         with pytest.raises(DeadlineExceeded):
-            s(servable, SIG, {"x": rows(1)}, deadline=time.perf_counter() + 0.1)
-        blocker.join()
+            s.submit(servable, SIG, {"x": rows(1)}, deadline=time.perf_counter() + 0.1).result(5)
+        first.result(5)
     finally:
         s.stop()
     assert servable.batches == [1]  # the late request never ran

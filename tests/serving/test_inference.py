@@ -1,12 +1,12 @@
-"""InferenceCore.submit_predict: the future-based entry point the gRPC event loop uses."""
+"""InferenceCore: one async entry point per API over the Runner protocol (direct runner or batch scheduler)."""
 
-from concurrent import futures
+import asyncio
 
 import numpy as np
 import pytest
 
 from serving.batching import BatchingOptions, BatchScheduler
-from serving.errors import FailedPrecondition, NotFound
+from serving.errors import FailedPrecondition, InvalidArgument, NotFound
 from serving.inference import InferenceCore, ModelRef
 from tests.serving.test_batching import SIG, FakeServable
 
@@ -17,7 +17,6 @@ class OneModel:
     def __init__(self, servable):
         self._servable = servable
         servable.version = 7
-        servable.run = lambda signature, inputs, output_filter=(): servable.execute(signature, inputs)
         servable.signature = self._signature
 
     @staticmethod
@@ -32,33 +31,92 @@ class OneModel:
         return self._servable
 
 
-def test_submit_predict_without_batching_runs_on_the_given_executor():
-    servable = FakeServable()
-    core = InferenceCore(OneModel(servable))
-    with futures.ThreadPoolExecutor(1) as pool:
-        result = core.submit_predict(ModelRef("fake"), {"x": np.ones((2, 2), np.float32)}, executor=pool).result(5)
+class Requests:
+    """Stands in for ServerMetrics.request: records (model, api, entrypoint, status)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def request(self, model_name, api, entrypoint):
+        import contextlib
+
+        @contextlib.contextmanager
+        def scope():
+            try:
+                yield
+            except Exception as e:
+                self.seen.append((model_name, api, entrypoint, type(e).__name__))
+                raise
+            self.seen.append((model_name, api, entrypoint, "OK"))
+
+        return scope()
+
+
+def test_predict_without_batching_runs_on_the_cores_pool_and_reports_runtime():
+    servable, runtimes = FakeServable(), []
+    core = InferenceCore(OneModel(servable), on_runtime=lambda *a: runtimes.append(a))
+    try:
+        result = asyncio.run(core.predict(ModelRef("fake"), {"x": np.ones((2, 2), np.float32)}))
+    finally:
+        core.close()
     assert result.servable is servable and result.signature is SIG
     np.testing.assert_array_equal(result.value["y"], np.full((2, 2), 2.0))
+    assert [(name, api) for name, api, _ in runtimes] == [("fake", "predict")]
 
 
-def test_submit_predict_with_a_batcher_needs_no_thread_and_keeps_the_servable_in_the_result():
+def test_predict_with_a_batcher_merges_concurrent_requests_and_keeps_the_servable_in_the_result():
     servable = FakeServable()
     batcher = BatchScheduler(BatchingOptions(max_batch_size=8, batch_timeout_micros=100_000))
     core = InferenceCore(OneModel(servable), runner=batcher)
+
+    async def three():
+        return await asyncio.gather(*(core.predict(ModelRef("fake"), {"x": np.full((1, 2), i, np.float32)}, ("y",))
+                                      for i in range(3)))
+
     try:
-        pending = [core.submit_predict(ModelRef("fake"), {"x": np.full((1, 2), i, np.float32)}, ("y",))
-                   for i in range(3)]
-        results = [p.result(5) for p in pending]
+        results = asyncio.run(three())
     finally:
-        batcher.stop()
+        core.close()
     assert servable.batches == [3]
     assert [r.value["y"][0, 0] for r in results] == [0.0, 2.0, 4.0]
     assert all(r.servable.version == 7 and set(r.value) == {"y"} for r in results)
 
 
-def test_submit_predict_raises_lookup_errors_at_once():
-    core = InferenceCore(OneModel(FakeServable()))
-    with pytest.raises(NotFound, match="other"):
-        core.submit_predict(ModelRef("other"), {"x": np.ones((1, 2), np.float32)}, executor=None)
-    with pytest.raises(FailedPrecondition, match="nope"):
-        core.submit_predict(ModelRef("fake", signature_name="nope"), {"x": np.ones((1, 2), np.float32)})
+def test_a_decoder_runs_after_the_model_lookup_and_its_errors_are_counted_under_the_entrypoint():
+    metrics, decoded = Requests(), []
+    core = InferenceCore(OneModel(FakeServable()), metrics=metrics)
+
+    def decode(servable):
+        decoded.append(servable.name)
+        raise InvalidArgument("tensor parsing error: x")
+
+    try:
+        with pytest.raises(NotFound, match="other"):
+            asyncio.run(core.predict(ModelRef("other"), decode, entrypoint="GRPC"))
+        assert decoded == []  # NOT_FOUND comes before the inputs are looked at, as in TF Serving
+        with pytest.raises(InvalidArgument, match="parsing"):
+            asyncio.run(core.predict(ModelRef("fake"), decode, entrypoint="REST", decode_in_pool=True))
+        with pytest.raises(FailedPrecondition, match="nope"):
+            asyncio.run(core.predict(ModelRef("fake", signature_name="nope"), {"x": np.ones((1, 2), np.float32)}))
+        with pytest.raises(InvalidArgument, match="Missing ModelSpec name"):
+            asyncio.run(core.predict(ModelRef(""), {"x": np.ones((1, 2), np.float32)}, entrypoint="GRPC"))
+    finally:
+        core.close()
+    assert decoded == ["fake"]
+    # TF Serving's API label: gRPC method names, REST verbs; a call without an entrypoint (warmup) is not counted.
+    assert metrics.seen == [("other", "Predict", "GRPC", "NotFound"), ("fake", "predict", "REST", "InvalidArgument"),
+                            ("", "Predict", "GRPC", "InvalidArgument")]
+
+
+def test_input_errors_come_back_before_anything_runs_with_either_runner():
+    for runner in (None, BatchScheduler(BatchingOptions(max_batch_size=4))):
+        servable = FakeServable()
+        core = InferenceCore(OneModel(servable), runner=runner)
+        try:
+            with pytest.raises(InvalidArgument, match="input size does not match signature"):
+                asyncio.run(core.predict(ModelRef("fake"), {"z": np.ones((1, 2), np.float32)}))
+            with pytest.raises(InvalidArgument, match="output tensor alias not found in signature: q"):
+                asyncio.run(core.predict(ModelRef("fake"), {"x": np.ones((1, 2), np.float32)}, ("q",)))
+        finally:
+            core.close()
+        assert servable.batches == []

@@ -76,10 +76,11 @@ def test_request_metrics_for_both_transports_and_batching(server):
     delta = lambda name, **kw: metric(text, name, **kw) - metric(before, name, **kw)  # noqa: E731
     assert delta(":tensorflow:serving:request_count", model_name="half_plus_two", status="OK") == 11
     assert delta(":tensorflow:serving:request_count", model_name="half_plus_two", status="NOT_FOUND") == 1
-    assert delta(":tensorflow:serving:request_latency_count", model_name="half_plus_two", API="predict",
+    # TF Serving's labels: gRPC method names, REST verbs; latency is recorded for successful requests only.
+    assert delta(":tensorflow:serving:request_latency_count", model_name="half_plus_two", API="Predict",
                  entrypoint="GRPC") == 8
     assert delta(":tensorflow:serving:request_latency_count", model_name="half_plus_two", API="predict",
-                 entrypoint="REST") == 4
+                 entrypoint="REST") == 3
     assert delta(":tensorflow:serving:runtime_latency_count", model_name="half_plus_two") == 11
     assert metric(text, ":tensorflow:cc:saved_model:load_attempt_count", status="success") == 1
     assert metric(text, ":tensorflow:serving:model_warmup_latency_count") == 1

@@ -6,6 +6,7 @@ the SavedModel pattern that TF2's loader accepts but TF Serving does not, and th
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import grpc
@@ -16,6 +17,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from serving.errors import DataLoss, FailedPrecondition, InvalidArgument, NotFound
+from serving.example_signatures import CLASSIFY_METHOD
 from serving.inference import InferenceCore
 from serving.servable import Servable
 from tests.serving.conftest import serving
@@ -80,7 +82,9 @@ def test_tf1_saved_model_restores_variables_runs_main_op_and_reads_its_asset(tf1
     np.testing.assert_allclose(servable.run(sig, {"x": np.array([1.0, 2.0], np.float32)})["y"], [4.0, 7.0])
     words = np.array([b"dog", b"espresso_cup", b"unicorn"], dtype=object)
     np.testing.assert_array_equal(servable.run(servable.signature("lookup"), {"words": words})["ids"], [1, 2, -1])
-    result = InferenceCore(manager=None).classify_on(servable, "classify_x", [example(1.0), example(0.5)])
+    core = InferenceCore(manager=None)
+    result = asyncio.run(core.examples_on(servable, "classify_x", [example(1.0), example(0.5)], CLASSIFY_METHOD))
+    core.close()
     assert [[round(s, 4) for _, s in row] for row in result.value] == [[4.0], [2.5]]
 
 
