@@ -286,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--csv", type=Path, default=None, help="write perf_analyzer-style CSV here")
     p.add_argument("--metrics-path", default="/monitoring/prometheus/metrics")
     a = p.parse_args(argv)
+    from serving.tf_logging import quiet_tensorflow
+
+    quiet_tensorflow()
     cfg = BenchConfig(a.protocol, a.mode, a.grpc, a.rest, a.model, a.saved_model, a.image,
                       tuple(int(c) for c in a.concurrency.split(",") if c),
                       tuple(float(r) for r in a.request_rate.split(",") if r), a.poisson, a.warmup, a.window,

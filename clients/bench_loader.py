@@ -10,7 +10,6 @@ the session/TF2 ratio (below 1: the session path is faster).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -52,7 +51,6 @@ def _per_call_ms(fn, seconds: float) -> float:
 
 def run(cfg: LoaderBenchConfig) -> list[dict]:
     """Median ms per call of each path for each (signature, batch) case."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
     import tensorflow as tf
 
@@ -86,6 +84,9 @@ def run(cfg: LoaderBenchConfig) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point: prints the table."""
     cfg = parse_args(argv)
+    from serving.tf_logging import quiet_tensorflow
+
+    quiet_tensorflow()
     rows = run(cfg)
     print(f"{'signature':16} {'batch':>5} {'TF2 ms':>9} {'session ms':>11} {'session/TF2':>12}")
     for r in rows:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from serving.tf_logging import quiet_tensorflow
+
+    quiet_tensorflow(args.verbose)
     if args.batch_size < 1 or args.top_k < 1:
         print("error: --batch-size and --top-k must be at least 1", file=sys.stderr)
         return 2

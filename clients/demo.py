@@ -152,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--retrain", action="store_true", help="export a new version even if one exists")
     p.add_argument("--images-per-class", type=int, default=2)
     a = p.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from serving.tf_logging import quiet_tensorflow
+
+    quiet_tensorflow()
     return run(DemoConfig(a.data, a.epochs, a.limit, a.model_base_path, a.cache_dir, a.retrain, a.images_per_class))
 
 

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import sys
 
+if __name__ == "__main__":  # `python -m clients.grpc_client`: the CLI parses (and answers --help) before TF loads
+    from clients.cli import main as _cli_main
+
+    sys.exit(_cli_main(["predict", "--protocol", "grpc", *sys.argv[1:]]))
+
 import grpc
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, types_pb2

@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-agreement", type=float, default=0.995, help="target top-1 agreement (default 0.995)")
     p.add_argument("images", nargs="+", help="image files or directories (recursive)")
     a = p.parse_args(argv)
+    from serving.tf_logging import quiet_tensorflow
+
+    quiet_tensorflow()
     cfg = ParityConfig(a.protocol, a.server, a.model, a.version, a.label, a.timeout, a.wait, a.saved_model,
                        a.model_base_path, a.batch_size, a.min_agreement, tuple(a.images))
     from clients.base import ClientError

@@ -130,6 +130,9 @@ def run(cfg: SoakConfig) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     cfg = parse_args(argv)
+    from serving.tf_logging import quiet_tensorflow
+
+    quiet_tensorflow()
     result = run(cfg)
     print(f"RSS MiB after start and each swap: {result['rss_mib']}")
     print(f"growth per swap (from swap 1): {result['growth_mib_per_swap']} MiB; requests ok {result['ok']}, "

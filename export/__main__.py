@@ -5,61 +5,64 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-from pathlib import Path
+
+SUBCOMMANDS = {
+    "cifar10": ("CifarExportConfig", "the reference CIFAR-10 CNN", "Train the reference CIFAR-10 CNN and publish it."),
+    "cifar100": ("Cifar100ExportConfig", "the same CNN on CIFAR-100 (fine or coarse labels)",
+                 "Train the reference CNN on CIFAR-100 (the reference project's comparison run) and publish it."),
+    "caltechown": ("CaltechownConfig", "Caltech101 + own classes by transfer learning",
+                   "Transfer learning on Caltech101 class folders plus your own photo classes."),
+    "imagenet": ("ImagenetExportConfig", "a pretrained ImageNet classifier as is",
+                 "Export a Keras Applications ImageNet classifier under the serving contract."),
+}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse flags, run one exporter, print one JSON line; exit 0 published, 1 gate failed, 2 bad input."""
+def build_parser() -> argparse.ArgumentParser:
+    """Every sub-command's options, from the settings dataclasses (no TensorFlow import)."""
+    from export import settings
+
     parser = argparse.ArgumentParser(
         prog="python -m export",
         description="Train an image classifier and publish it as models/<name>/<version>/ (atomic, gated).",
     )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and TensorFlow's own log lines")
     sub = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
-    from export import caltechown_export, cifar10_export
-    from export.cli_common import add_publish_args
-    from export.transfer_model import BACKBONES
+    for name, (config, help_text, description) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=description)
+        p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="debug logging and TensorFlow's own log lines")
+        settings.add_options(p, getattr(settings, config))
+    return parser
 
-    p = sub.add_parser("cifar10", help="the reference CIFAR-10 CNN",
-                       description="Train the reference CIFAR-10 CNN and publish it.")
-    cifar10_export.add_arguments(p)
-    p = sub.add_parser("caltechown", help="Caltech101 + own classes by transfer learning",
-                       description="Transfer learning on Caltech101 class folders plus your own photo classes.")
-    caltechown_export.add_arguments(p)
-    p = sub.add_parser("imagenet", help="a pretrained ImageNet classifier as is",
-                       description="Export a Keras Applications ImageNet classifier under the serving contract.")
-    p.add_argument("--backbone", choices=sorted(BACKBONES), default="resnet50")
-    p.add_argument("--weights", default="imagenet", help="imagenet (downloads), a local weights file, or none")
-    p.add_argument("--images", type=Path, default=None,
-                   help="a folder of real images for the signature check and warmup (default: generated noise)")
-    add_publish_args(p, name="imagenet")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    args = parser.parse_args(argv)
 
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, run one exporter, print one JSON line; exit 0 published, 1 gate failed, 2 bad input."""
+    args = build_parser().parse_args(argv)
+    from serving.tf_logging import quiet_tensorflow
+
+    quiet_tensorflow(args.verbose)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-    from export import repository
-    from export.cli_common import gate_policy
+    from export import settings
     from export.image_data import DataError
     from export.publishing import GateFailed
     from export.repository import RepositoryError
 
+    config = settings.from_args(getattr(settings, SUBCOMMANDS[args.model][0]), args)
     try:
-        if args.model == "cifar10":
-            summary = cifar10_export.run(cifar10_export.config_from_args(args))
-        elif args.model == "caltechown":
-            summary = caltechown_export.run(caltechown_export.config_from_args(args))
-        else:
-            from export.publishing import PublishSettings
+        if args.model in ("cifar10", "cifar100"):
+            from export import cifar10_export
 
-            model_dir = repository.make_model_path(args.model_base_path, args.name)
-            version = repository.resolve_version(model_dir, args.version)
-            summary = caltechown_export.run_imagenet(args.backbone, args.weights, args.images, PublishSettings(
-                args.model_base_path, args.name, version, args.keep, gate_policy(args),
-                renumber=str(args.version) == "auto"))
+            summary = cifar10_export.run(config)
+        elif args.model == "caltechown":
+            from export import caltechown_export
+
+            summary = caltechown_export.run(config)
+        else:
+            from export import caltechown_export
+
+            summary = caltechown_export.run_imagenet(config)
     except GateFailed as e:
         print(f"error: validation gate failed, nothing published: {e}", file=sys.stderr)
         print(json.dumps(e.summary))

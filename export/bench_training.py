@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -104,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.epochs < 2:
         p.error("--epochs must be at least 2 (the first epoch is warm-up)")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from serving.tf_logging import quiet_tensorflow
+
+    quiet_tensorflow()
     r = run(BenchConfig(a.data, a.images, a.epochs, a.batch_size, a.cache_dir))
     print(f"{'input':<22}{'images/s':>10}{'epoch s':>10}{'1st epoch s':>13}")
     for key in ("tf_data_pipeline", "numpy_in_memory"):

@@ -2,106 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
 
 from export import repository
 from export.caltechown_data import load as load_caltechown
-from export.cli_common import add_publish_args, add_training_args, gate_policy
 from export.evaluation import evaluate
-from export.gate import GatePolicy
 from export.image_data import LabeledImages, stratified_split
 from export.publishing import PublishSettings, TrainedModel, stage_gate_publish
+from export.settings import CaltechownConfig, ImagenetExportConfig
 from export.training import TrainSettings, fit
 from export.transfer_model import BACKBONES, build_classifier, keras_backbone, preprocessing_layer, unfreeze_top
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CaltechownConfig:
-    """Everything `python -m export caltechown` was asked to do."""
-
-    data: Path
-    own: tuple[Path, ...] = ()
-    backbone: str = "mobilenetv2"
-    backbone_from: Path | None = None
-    weights: str = "imagenet"
-    input_size: int = 160
-    epochs: int = 5
-    fine_tune_epochs: int = 0
-    fine_tune_layers: int = 30
-    fine_tune_learning_rate: float = 1e-5
-    lr_schedule: str = "cosine"
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    test_split: float = 0.2
-    val_split: float = 0.1
-    augment: bool = True
-    class_weights: bool = True
-    seed: int = 42
-    limit: int | None = None
-    early_stopping: int | None = None
-    logdir: Path | None = None
-    resume: bool = False
-    strict: bool = False
-    cache_dir: Path = Path(".cache")
-    name: str = "caltechown"
-    model_base_path: Path = Path("models")
-    version: str = "auto"
-    keep: int | None = None
-    policy: GatePolicy = GatePolicy()
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The caltechown sub-command's options."""
-    p.add_argument("--data", type=Path, required=True,
-                   help="a directory of class folders (Caltech101 layout) or a .tar.gz of one")
-    p.add_argument("--own", type=Path, action="append", default=[],
-                   help="a folder of one's own class (its name is the class) or a folder of class folders; repeatable")
-    g = p.add_argument_group("model")
-    g.add_argument("--backbone", choices=sorted(BACKBONES), default="mobilenetv2",
-                   help="Keras Applications backbone (default mobilenetv2: fast on CPU)")
-    g.add_argument("--backbone-from", type=Path, default=None,
-                   help="use the convolutional base of a model this project exported (e.g. models/cifar10/3) or a "
-                        ".keras file it saved, instead of a Keras Applications backbone")
-    g.add_argument("--weights", default="imagenet",
-                   help="backbone weights: imagenet (downloads, needs network), a local weights file, or none")
-    g.add_argument("--input-size", type=int, default=160, help="square input size in pixels (default 160)")
-    g.add_argument("--fine-tune-epochs", type=int, default=0, help="phase 2 epochs with the top layers unfrozen")
-    g.add_argument("--fine-tune-layers", type=int, default=30, help="backbone layers unfrozen in phase 2")
-    g.add_argument("--fine-tune-learning-rate", type=float, default=1e-5)
-    g.add_argument("--lr-schedule", choices=("cosine", "constant"), default="cosine",
-                   help="learning rate over each phase: cosine decay to 0 (default; steadier validation accuracy "
-                        "at the end than a constant rate) or constant")
-    g.add_argument("--test-split", type=float, default=0.2, help="stratified test fraction (default 0.2)")
-    g.add_argument("--no-augment", dest="augment", action="store_false",
-                   help="turn off flip/rotation/zoom/contrast augmentation")
-    g.add_argument("--no-class-weights", dest="class_weights", action="store_false",
-                   help="turn off balanced class weights")
-    add_training_args(p, epochs=5, batch_size=32, learning_rate=1e-3)
-    p.set_defaults(augment=True)
-    add_publish_args(p, name="caltechown")
-
-
-def config_from_args(a: argparse.Namespace) -> CaltechownConfig:
-    """Frozen config from parsed arguments."""
-    return CaltechownConfig(
-        data=a.data, own=tuple(a.own), backbone=a.backbone, backbone_from=a.backbone_from, weights=a.weights,
-        input_size=a.input_size, epochs=a.epochs, fine_tune_epochs=a.fine_tune_epochs,
-        fine_tune_layers=a.fine_tune_layers, fine_tune_learning_rate=a.fine_tune_learning_rate,
-        lr_schedule=a.lr_schedule,
-        batch_size=a.batch_size, learning_rate=a.learning_rate, test_split=a.test_split, val_split=a.val_split,
-        augment=a.augment, class_weights=a.class_weights, seed=a.seed, limit=a.limit,
-        early_stopping=a.early_stopping, logdir=a.logdir, resume=a.resume, strict=a.strict, cache_dir=a.cache_dir,
-        name=a.name, model_base_path=a.model_base_path, version=a.version, keep=a.keep, policy=gate_policy(a),
-    )
 
 
 def balanced_class_weights(train: LabeledImages) -> dict[int, float]:
@@ -139,7 +55,8 @@ def run(cfg: CaltechownConfig) -> dict:
     weights = balanced_class_weights(train) if cfg.class_weights else None
     settings = TrainSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, logdir=cfg.logdir,
                              checkpoint_dir=cfg.cache_dir / "checkpoints" / cfg.name, resume=cfg.resume,
-                             early_stopping=cfg.early_stopping, class_weight=weights)
+                             early_stopping=cfg.early_stopping, class_weight=weights,
+                             log_every_steps=cfg.log_every_steps)
     steps = -(-len(train) // cfg.batch_size)
     model.compile(keras.optimizers.Adam(learning_rate(cfg.learning_rate, cfg.lr_schedule, cfg.epochs, steps)),
                   "sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -185,8 +102,13 @@ def imagenet_class_names() -> list[str]:
     return [raw[str(i)].split(",")[0].strip().replace(" ", "_") for i in range(1000)]
 
 
-def run_imagenet(backbone: str, weights: str, images: Path | None, settings: PublishSettings) -> dict:
+def run_imagenet(cfg: ImagenetExportConfig) -> dict:
     """Export the pretrained ImageNet classifier "as is" (no training) under the same contract."""
+    model_dir = repository.make_model_path(cfg.model_base_path, cfg.name)
+    version = repository.resolve_version(model_dir, cfg.version)
+    settings = PublishSettings(cfg.model_base_path, cfg.name, version, cfg.keep, cfg.policy,
+                               renumber=str(cfg.version) == "auto")
+    backbone, weights, images = cfg.backbone, cfg.weights, cfg.images
     spec = BACKBONES[backbone]
     size = spec.default_size
     inputs = keras.Input((size, size, 3), name="pixels")

@@ -19,6 +19,7 @@ from tensorflow_serving.apis import classification_pb2
 
 from export.preprocessing import decode_batch
 from export.repository import version_dirs
+from export.settings import GatePolicy
 from export.signatures import PREDICT_PIXELS, SERVING_DEFAULT, SIGNATURE_NAMES, top_k_for
 
 logger = logging.getLogger(__name__)
@@ -27,15 +28,6 @@ MIN_GATE_IMAGES = 64
 SIGNATURE_TOLERANCE = 1e-5
 INFRA_TIMEOUT_S = 900.0
 METADATA_PATH = Path("assets.extra") / "export_metadata.json"
-
-
-@dataclass(frozen=True)
-class GatePolicy:
-    """Thresholds of the gate."""
-
-    min_accuracy: float = 0.0
-    max_regression: float = 0.01
-    force: bool = False
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,46 @@ class TrainSettings:
     resume: bool = False
     early_stopping: int | None = None
     class_weight: dict[int, float] | None = None
+    log_every_steps: int = 100  # progress lines when output is not a terminal (0: none)
+
+
+class ProgressLog(keras.callbacks.Callback):
+    """Logs step, images/s, running loss and accuracy and the ETA of the whole fit every `every` steps — for output
+    that is not a terminal (CI, nohup, Kubernetes Jobs), where Keras's progress bar prints nothing until the epoch
+    ends."""
+
+    def __init__(self, every: int, batch_size: int):
+        super().__init__()
+        self.every, self.batch_size = every, batch_size
+
+    def on_train_begin(self, logs=None):
+        self._started = time.monotonic()
+        self._steps_done = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps_done += 1
+        if (batch + 1) % self.every:
+            return
+        elapsed = time.monotonic() - self._started
+        steps, epochs = self.params.get("steps"), self.params.get("epochs", 1)
+        rate = self._steps_done / elapsed if elapsed > 0 else 0.0
+        eta = ""
+        if steps and rate:
+            remaining = steps * epochs - (self._epoch * steps + batch + 1)
+            eta = f", ETA {_duration(remaining / rate)}"
+        logs = logs or {}
+        logger.info("epoch %d/%d step %d/%s: %.0f images/s, loss %.4f, accuracy %.4f%s", self._epoch + 1, epochs,
+                    batch + 1, steps or "?", rate * self.batch_size, logs.get("loss", float("nan")),
+                    logs.get("accuracy", float("nan")), eta)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def input_pipeline(data: LabeledImages, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
@@ -62,6 +103,9 @@ def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: 
         callbacks.append(
             keras.callbacks.EarlyStopping(patience=settings.early_stopping, restore_best_weights=True)
         )
+    on_terminal = sys.stderr.isatty()
+    if settings.log_every_steps > 0 and not on_terminal:
+        callbacks.append(ProgressLog(settings.log_every_steps, settings.batch_size))
     train_ds = input_pipeline(train, settings.batch_size, shuffle=True, seed=settings.seed)
     val_ds = input_pipeline(val, settings.batch_size, shuffle=False, seed=settings.seed) if len(val) else None
     history = model.fit(
@@ -71,6 +115,6 @@ def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: 
         callbacks=callbacks,
         class_weight=settings.class_weight,
         shuffle=False,  # the input pipeline shuffles
-        verbose=1 if sys.stderr.isatty() else 2,
+        verbose=1 if on_terminal else 2,  # a bar on a terminal, one line per epoch otherwise
     )
     return {k: [float(v) for v in vals] for k, vals in history.history.items()}

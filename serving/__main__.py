@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 VERSION = "tfserving-pipeline local model server (TF Serving 2.21 REST/gRPC API)"
@@ -12,13 +11,15 @@ VERSION = "tfserving-pipeline local model server (TF Serving 2.21 REST/gRPC API)
 def main(argv: list[str] | None = None) -> int:
     """Parse flags, run until SIGTERM, exit 0."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from serving.flags import parse_flags
 
     options = parse_flags(argv)
     if options.version:
         print(VERSION)
         return 0
+    from serving.tf_logging import quiet_tensorflow
+
+    quiet_tensorflow()
     from serving.errors import ServingError
     from serving.server import ModelServer
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -161,7 +160,6 @@ def _tensor_summary(spec) -> dict:
 
 def run_check(cfg: CheckConfig) -> dict:
     """Load, warm up, summarise and compare; the report's `ok` says whether the model would serve."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from serving.errors import ServingError, as_serving_error
     from serving.inference import InferenceCore, replay_warmup_record
     from serving.servable import Servable
@@ -238,6 +236,9 @@ def format_text(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     cfg = parse_args(argv)
+    from serving.tf_logging import quiet_tensorflow
+
+    quiet_tensorflow()
     report = run_check(cfg)
     print(json.dumps(report) if cfg.as_json else format_text(report))
     return 0 if report["ok"] else 1

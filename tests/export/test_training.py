@@ -39,3 +39,23 @@ def test_logdir_writes_tensorboard_events_with_loss_and_accuracy_per_epoch(tmp_p
             values = {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors(tag)}
             assert sorted(values) == [0, 1], (split, tag)
             assert all(v >= 0 for v in values.values())
+
+
+def test_progress_is_logged_every_n_steps_when_output_is_not_a_terminal(caplog):
+    """CI, nohup and Kubernetes Jobs see step, images/s, loss, accuracy and ETA while an epoch runs."""
+    import logging
+
+    from export.cifar10_model import build_model
+    from export.training import TrainSettings, fit
+
+    data = cifar10_data.synthetic(per_class_train=16, per_class_test=2)
+    model = build_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    with caplog.at_level(logging.INFO, logger="export.training"):
+        history = fit(model, data.train, data.test, TrainSettings(epochs=2, batch_size=16, seed=0, log_every_steps=4))
+    lines = [r.getMessage() for r in caplog.records if r.name == "export.training"]
+    assert len(history["loss"]) == 2
+    assert len(lines) == 4, lines  # 10 steps per epoch: steps 4 and 8 of each epoch
+    assert lines[0].startswith("epoch 1/2 step 4/10: ") and lines[-1].startswith("epoch 2/2 step 8/10: ")
+    for line in lines:
+        assert " images/s, loss " in line and ", accuracy " in line and ", ETA " in line

@@ -1,0 +1,183 @@
+"""Every exporter's settings, defined once: frozen dataclasses whose fields carry their command-line help.
+
+The argparse options (`add_options`) and the config built from parsed arguments (`from_args`) both come from the
+fields, so a setting is written in one place. Nothing here imports TensorFlow or Keras: `python -m export … --help`
+and argument errors answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+BACKBONE_NAMES = ("efficientnetb0", "mobilenetv2", "resnet50")  # export.transfer_model.BACKBONES' keys
+CIFAR_RECIPES = ("reference", "improved")
+
+
+def option(default: Any = dataclasses.MISSING, help: str = "", *, group: str = "training",  # noqa: A002
+           flag: str | None = None, **argparse_kwargs: Any):
+    """A dataclass field that is also a command-line option (`flag` defaults to --field-name; a bool that defaults
+    to True becomes --no-field-name)."""
+    meta = {"help": help, "group": group, "flag": flag, "argparse": argparse_kwargs}
+    if isinstance(default, (list, tuple)):
+        return dataclasses.field(default_factory=lambda: tuple(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """Thresholds of the validation gate."""
+
+    min_accuracy: float = 0.0
+    max_regression: float = 0.01
+    force: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishOptions:
+    """Where and how a trained model is published (every exporter)."""
+
+    name: str = option("model", "model name in the repository", group="publishing")
+    model_base_path: Path = option(Path("models"), "model repository root", group="publishing", type=Path)
+    version: str = option("auto", "'auto' (highest existing + 1) or an integer", group="publishing")
+    min_accuracy: float = option(0.0, "gate: minimum test accuracy", group="publishing", type=float)
+    max_regression: float = option(0.01, "gate: allowed accuracy drop against the previous version",
+                                   group="publishing", type=float)
+    force: bool = option(False, "publish even if accuracy regressed", group="publishing")
+    keep: int | None = option(None, "after publishing, keep only the newest N versions", group="publishing", type=int)
+
+    @property
+    def policy(self) -> GatePolicy:
+        """The gate thresholds."""
+        return GatePolicy(self.min_accuracy, self.max_regression, self.force)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingOptions(PublishOptions):
+    """How a model is trained (cifar10, caltechown)."""
+
+    epochs: int = option(25, "training epochs", type=int)
+    batch_size: int = option(64, "batch size", type=int)
+    learning_rate: float = option(1e-3, "Adam learning rate", type=float)
+    val_split: float = option(0.1, "fraction of training images held out for validation, stratified", type=float)
+    limit: int | None = option(None, "use a stratified subset of N training images", type=int)
+    seed: int = option(42, "seed for splits, shuffling and initialisation", type=int)
+    augment: bool = option(False, "random flip/shift augmentation")
+    early_stopping: int | None = option(None, "stop when val_loss has not improved for PATIENCE epochs (restores "
+                                        "best weights)", type=int, metavar="PATIENCE")
+    logdir: Path | None = option(None, "TensorBoard log directory", type=Path)
+    log_every_steps: int = option(100, "when output is not a terminal, log step, images/s, loss, accuracy and ETA "
+                                  "every N training steps (0: epoch lines only)", type=int)
+    resume: bool = option(False, "continue an interrupted run from its last epoch checkpoint")
+    strict: bool = option(False, "fail on the first corrupt image instead of skipping it")
+    cache_dir: Path = option(Path(".cache"), "where extracted data sets and training checkpoints live", type=Path)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CifarExportConfig(TrainingOptions):
+    """Everything `python -m export cifar10` was asked to do."""
+
+    data: str = option(help="a directory or archive with CIFAR-10 (python pickles, train/ test/ image folders, or "
+                            "the shared cifar10-*-jpg.tar.gz), 'keras' to download, or 'synthetic' (tests only)",
+                       group="data")
+    name: str = option("cifar10", "model name in the repository", group="publishing")
+    recipe: str = option("reference", "reference: the reference numerics (constant Adam rate, no augmentation); "
+                         "improved: the same CNN with random flip/shift augmentation and the rate warmed up over "
+                         "the first epoch, then cosine-decayed to 0", choices=CIFAR_RECIPES)
+
+    @property
+    def augments(self) -> bool:
+        """Whether training augments (the improved recipe always does)."""
+        return self.augment or self.recipe == "improved"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cifar100ExportConfig(CifarExportConfig):
+    """Everything `python -m export cifar100` was asked to do: the same CNN, recipes, contract and gate."""
+
+    data: str = option(help="a cifar-100-python/ directory (train, test, meta pickles), its parent, the "
+                            "cifar-100-python.tar.gz archive, or 'keras' to download", group="data")
+    label_mode: str = option("fine", "fine: the 100 classes; coarse: the 20 superclasses (names from meta)",
+                             group="data", choices=("fine", "coarse"))
+    name: str = option("cifar100", "model name in the repository", group="publishing")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaltechownConfig(TrainingOptions):
+    """Everything `python -m export caltechown` was asked to do."""
+
+    data: Path = option(help="a directory of class folders (Caltech101 layout) or a .tar.gz of one", group="data",
+                        type=Path)
+    own: tuple[Path, ...] = option((), "a folder of one's own class (its name is the class) or a folder of class "
+                                   "folders; repeatable", group="data", type=Path, action="append")
+    backbone: str = option("mobilenetv2", "Keras Applications backbone (mobilenetv2: fast on CPU)", group="model",
+                           choices=BACKBONE_NAMES)
+    backbone_from: Path | None = option(None, "use the convolutional base of a model this project exported (e.g. "
+                                        "models/cifar10/3) or a .keras file it saved, instead of a Keras "
+                                        "Applications backbone", group="model", type=Path)
+    weights: str = option("imagenet", "backbone weights: imagenet (downloads, needs network), a local weights "
+                          "file, or none", group="model")
+    input_size: int = option(160, "square input size in pixels", group="model", type=int)
+    fine_tune_epochs: int = option(0, "phase 2 epochs with the top layers unfrozen", group="model", type=int)
+    fine_tune_layers: int = option(30, "backbone layers unfrozen in phase 2", group="model", type=int)
+    fine_tune_learning_rate: float = option(1e-5, "phase 2 learning rate", group="model", type=float)
+    lr_schedule: str = option("cosine", "learning rate over each phase: cosine decay to 0 (steadier validation "
+                              "accuracy at the end than a constant rate) or constant", group="model",
+                              choices=("cosine", "constant"))
+    test_split: float = option(0.2, "stratified test fraction", type=float)
+    augment: bool = option(True, "flip/rotation/zoom/contrast augmentation")
+    class_weights: bool = option(True, "balanced class weights")
+    epochs: int = option(5, "training epochs", type=int)
+    batch_size: int = option(32, "batch size", type=int)
+    name: str = option("caltechown", "model name in the repository", group="publishing")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImagenetExportConfig(PublishOptions):
+    """Everything `python -m export imagenet` was asked to do."""
+
+    backbone: str = option("resnet50", "Keras Applications classifier", group="model", choices=BACKBONE_NAMES)
+    weights: str = option("imagenet", "imagenet (downloads), a local weights file, or none", group="model")
+    images: Path | None = option(None, "a folder of real images for the signature check and warmup (default: "
+                                 "generated noise)", group="data", type=Path)
+    name: str = option("imagenet", "model name in the repository", group="publishing")
+
+
+def add_options(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """One option per field of `config_class`, in argument groups, defaults shown in the help."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in sorted(dataclasses.fields(config_class), key=lambda f: ("data", "model", "training", "publishing")
+                    .index(f.metadata["group"])):
+        meta = f.metadata
+        group = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
+        kwargs = dict(meta["argparse"])
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        flag = meta["flag"] or "--" + f.name.replace("_", "-")
+        help_text = meta["help"]
+        if f.type in ("bool", bool):
+            if default:
+                flag = "--no-" + f.name.replace("_", "-")
+                kwargs.update(action="store_false", help=f"turn off: {help_text}")
+            else:
+                kwargs.update(action="store_true", help=help_text)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            kwargs.update(required=True, help=help_text)
+        elif kwargs.get("action") == "append":
+            kwargs.update(default=[], help=help_text)
+        else:
+            shown = "none" if default is None else default
+            kwargs.update(default=default, help=f"{help_text} (default {shown})")
+        group.add_argument(flag, dest=f.name, **kwargs)
+
+
+def from_args(config_class: type, args: argparse.Namespace):
+    """The frozen config from parsed arguments (repeatable options become tuples)."""
+    values = {}
+    for f in dataclasses.fields(config_class):
+        value = getattr(args, f.name)
+        values[f.name] = tuple(value) if isinstance(value, list) else value
+    return config_class(**values)

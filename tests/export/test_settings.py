@@ -1,0 +1,71 @@
+"""Exporter settings: one definition per setting gives the options, their defaults and the frozen config."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from export import settings
+from export.__main__ import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_parsed_defaults_equal_the_dataclass_defaults():
+    for model, cls, required in (("cifar10", settings.CifarExportConfig, {"data": "d"}),
+                                 ("caltechown", settings.CaltechownConfig, {"data": Path("d")}),
+                                 ("imagenet", settings.ImagenetExportConfig, {})):
+        argv = [model] + [x for k, v in required.items() for x in (f"--{k}", str(v))]
+        assert settings.from_args(cls, build_parser().parse_args(argv)) == cls(**required)
+
+
+def test_options_reach_the_config_and_the_gate_policy():
+    args = build_parser().parse_args(["caltechown", "--data", "c", "--own", "a", "--own", "b", "--no-augment",
+                                      "--epochs", "7", "--min-accuracy", "0.5", "--force", "--backbone", "resnet50"])
+    cfg = settings.from_args(settings.CaltechownConfig, args)
+    assert cfg.own == (Path("a"), Path("b")) and cfg.augment is False and cfg.class_weights is True
+    assert cfg.epochs == 7 and cfg.backbone == "resnet50" and cfg.data == Path("c")
+    assert cfg.policy == settings.GatePolicy(min_accuracy=0.5, max_regression=0.01, force=True)
+    cifar = settings.from_args(settings.CifarExportConfig,
+                               build_parser().parse_args(["cifar10", "--data", "x", "--augment", "--val-split", "0"]))
+    assert cifar.augment is True and cifar.val_split == 0.0 and cifar.epochs == 25 and cifar.batch_size == 64
+
+
+def test_bad_options_are_refused_by_argparse(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["cifar10"])  # --data is required
+    assert "--data" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["caltechown", "--data", "d", "--backbone", "vgg"])
+
+
+def test_backbone_choices_match_the_models_the_exporter_builds():
+    from export.transfer_model import BACKBONES
+
+    assert set(settings.BACKBONE_NAMES) == set(BACKBONES)
+
+
+def test_help_and_argument_errors_do_not_import_tensorflow():
+    code = ("import sys\nfrom export.__main__ import main\n"
+            "try:\n    main(['cifar10', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "--val-split" in out.stdout and "(default 25)" in out.stdout
+    assert out.stdout.strip().endswith("False False")
+
+
+def test_improved_recipe_augments_and_warms_up_then_decays_the_rate_to_zero():
+    from export.cifar10_export import learning_rate
+
+    reference = settings.CifarExportConfig(data="d")
+    assert reference.recipe == "reference" and not reference.augments
+    assert learning_rate(reference, steps_per_epoch=10) == 1e-3
+    improved = settings.from_args(settings.CifarExportConfig, build_parser().parse_args(
+        ["cifar10", "--data", "d", "--recipe", "improved", "--epochs", "5"]))
+    assert improved.augments and improved.augment is False
+    schedule = learning_rate(improved, steps_per_epoch=10)
+    rates = [float(schedule(step)) for step in (0, 5, 10, 30, 50)]
+    assert rates[0] == 0.0 and rates[1] == pytest.approx(5e-4) and rates[2] == pytest.approx(1e-3)
+    assert 0 < rates[3] < 1e-3 and rates[4] == pytest.approx(0.0, abs=1e-9)
