@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ class BenchConfig:
     epochs: int
     batch_size: int
     cache_dir: Path
+    log_every_steps: int = 50
 
 
 class _EpochTimer:
@@ -63,7 +65,7 @@ def run(cfg: BenchConfig) -> dict:
     from export import cifar10_data
     from export.cifar10_model import build_model
     from export.image_data import stratified_limit
-    from export.training import input_pipeline
+    from export.training import ProgressLog, input_pipeline
 
     data = stratified_limit(cifar10_data.load(cfg.data, cfg.cache_dir).train, cfg.images, seed=0)
 
@@ -73,14 +75,18 @@ def run(cfg: BenchConfig) -> dict:
         m.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
         return m
 
+    def progress() -> list:
+        return [ProgressLog(cfg.log_every_steps, cfg.batch_size)] if cfg.log_every_steps > 0 else []
+
     pipeline = _measure(
         lambda cbs: compiled().fit(input_pipeline(data, cfg.batch_size, True, 0), epochs=cfg.epochs,
-                                   callbacks=cbs, verbose=0, shuffle=False),
+                                   callbacks=[*cbs, *progress()], verbose=0, shuffle=False),
         len(data), cfg.epochs,
     )
     x, y = data.images.astype("float32"), data.labels
     numpy_fit = _measure(
-        lambda cbs: compiled().fit(x, y, batch_size=cfg.batch_size, epochs=cfg.epochs, callbacks=cbs, verbose=0),
+        lambda cbs: compiled().fit(x, y, batch_size=cfg.batch_size, epochs=cfg.epochs, callbacks=[*cbs, *progress()],
+                                   verbose=0),
         len(data), cfg.epochs,
     )
     return {
@@ -100,13 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=2, help="epochs per run, first is warm-up (default 2)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--cache-dir", type=Path, default=Path(".cache"))
+    p.add_argument("--log-every-steps", type=int, default=50,
+                   help="log step, images/s, loss, accuracy and ETA every N steps (0: none; default 50)")
     a = p.parse_args(argv)
     if a.epochs < 2:
         p.error("--epochs must be at least 2 (the first epoch is warm-up)")
     from serving.tf_logging import quiet_tensorflow
 
     quiet_tensorflow()
-    r = run(BenchConfig(a.data, a.images, a.epochs, a.batch_size, a.cache_dir))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    r = run(BenchConfig(a.data, a.images, a.epochs, a.batch_size, a.cache_dir, a.log_every_steps))
     print(f"{'input':<22}{'images/s':>10}{'epoch s':>10}{'1st epoch s':>13}")
     for key in ("tf_data_pipeline", "numpy_in_memory"):
         m = r[key]
