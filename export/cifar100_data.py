@@ -7,14 +7,13 @@ which labels the model learns, and the names from `meta` become the model's labe
 
 from __future__ import annotations
 
-import io
 import pickle
 import tarfile
 from pathlib import Path
 
 import numpy as np
 
-from export.cifar10_data import CifarSplits, _unpickle
+from export.cifar10_data import CifarSplits, _unpickle, write_pickle_tarball
 from export.image_data import DataError, LabeledImages
 
 INPUT_SIZE = (32, 32)
@@ -124,10 +123,4 @@ def write_pickles(directory: Path, train: LabeledImages, test: LabeledImages, co
 
 def write_tarball(path: Path, source_dir: Path) -> Path:
     """Pack a pickle directory the way `cifar-100-python.tar.gz` is (members under cifar-100-python/)."""
-    with tarfile.open(path, "w:gz") as tar:
-        for f in sorted(source_dir.iterdir()):
-            info = tarfile.TarInfo(f"{PICKLE_DIR}/{f.name}")
-            payload = f.read_bytes()
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
-    return path
+    return write_pickle_tarball(path, source_dir, member_dir=PICKLE_DIR)

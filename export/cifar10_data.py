@@ -202,11 +202,12 @@ def write_pickles(directory: Path, splits: CifarSplits, batches: int = 5) -> Pat
     return directory
 
 
-def write_pickle_tarball(path: Path, source_dir: Path) -> Path:
-    """Pack a pickle directory as `cifar-10-python.tar.gz` does (members under cifar-10-batches-py/)."""
+def write_pickle_tarball(path: Path, source_dir: Path, member_dir: str = PICKLE_DIR) -> Path:
+    """Pack a pickle directory as `cifar-10-python.tar.gz` does (members under `member_dir`/, by default
+    cifar-10-batches-py/)."""
     with tarfile.open(path, "w:gz") as tar:
         for f in sorted(source_dir.iterdir()):
-            info = tarfile.TarInfo(f"{PICKLE_DIR}/{f.name}")
+            info = tarfile.TarInfo(f"{member_dir}/{f.name}")
             data = f.read_bytes()
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
