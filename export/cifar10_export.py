@@ -57,11 +57,14 @@ def run(cfg: CifarExportConfig) -> dict:
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
+    fit_started = time.monotonic()
     history = fit(model, train, val, TrainSettings(
         epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, logdir=cfg.logdir,
         checkpoint_dir=cfg.cache_dir / "checkpoints" / cfg.name, resume=cfg.resume,
         early_stopping=cfg.early_stopping, log_every_steps=cfg.log_every_steps,
     ))
+    fit_seconds = time.monotonic() - fit_started  # this process's part when resumed
+    epochs_run = len(history.get("loss", []))
     metrics = evaluate(model, splits.test)
     logger.info("test accuracy %.4f on %d images", metrics["test_accuracy"], metrics["test_images"])
     trained = TrainedModel(
@@ -76,10 +79,12 @@ def run(cfg: CifarExportConfig) -> dict:
                 **({"label_mode": cfg.label_mode} if isinstance(cfg, Cifar100ExportConfig) else {}),
             },
             "training": {
-                "epochs": cfg.epochs, "epochs_run": len(history.get("loss", [])), "batch_size": cfg.batch_size,
+                "epochs": cfg.epochs, "epochs_run": epochs_run, "batch_size": cfg.batch_size,
                 "learning_rate": cfg.learning_rate, "optimizer": "Adam", "augment": cfg.augments,
                 "recipe": cfg.recipe, "lr_schedule": "constant" if cfg.recipe == "reference" else "warmup+cosine",
                 "seed": cfg.seed, "seconds": round(time.monotonic() - started, 1),
+                "fit_seconds": round(fit_seconds, 1),
+                "images_per_second": round(len(train) * epochs_run / fit_seconds, 1) if fit_seconds else None,
             },
         },
     )

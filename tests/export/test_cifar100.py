@@ -80,3 +80,8 @@ def test_export_cifar100_publishes_a_servable_with_the_meta_label_names(pickle_d
     assert repository.list_versions(version_dir.parent) == [1]
     labels = (version_dir / "assets" / "labels.txt").read_text().split()
     assert labels == COARSE
+    metadata = json.loads((version_dir / "assets.extra" / "export_metadata.json").read_text())
+    assert metadata["data"]["label_mode"] == "coarse" and metadata["class_names"] == COARSE
+    training = metadata["training"]
+    assert training["recipe"] == "reference" and training["epochs_run"] == 1
+    assert training["images_per_second"] == pytest.approx(300 / training["fit_seconds"], rel=0.01)
