@@ -15,7 +15,14 @@ from export.image_data import LabeledImages, stratified_split
 from export.publishing import PublishSettings, TrainedModel, stage_gate_publish
 from export.settings import CaltechownConfig, ImagenetExportConfig
 from export.training import TrainSettings, fit
-from export.transfer_model import BACKBONES, build_classifier, keras_backbone, preprocessing_layer, unfreeze_top
+from export.transfer_model import (
+    BACKBONES,
+    build_classifier,
+    keras_backbone,
+    preprocessing_layer,
+    unfreeze_top,
+    with_test_time_flip,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +76,11 @@ def run(cfg: CaltechownConfig) -> dict:
         tuned = fit(model, train, val, TrainSettings(**{**settings.__dict__, "epochs": cfg.fine_tune_epochs,
                                                         "resume": False}))
         history = {k: history.get(k, []) + tuned.get(k, []) for k in set(history) | set(tuned)}
+    plain = None
+    if cfg.test_time_flip:
+        plain = evaluate(model, test)["test_accuracy"]
+        model = with_test_time_flip(model)
+        logger.info("test-time flip: test accuracy without it %.4f", plain)
     metrics = evaluate(model, test)
     logger.info("test accuracy %.4f on %d images", metrics["test_accuracy"], metrics["test_images"])
     trained = TrainedModel(
@@ -85,6 +97,7 @@ def run(cfg: CaltechownConfig) -> dict:
                          "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate,
                          "fine_tune_learning_rate": cfg.fine_tune_learning_rate, "lr_schedule": cfg.lr_schedule,
                          "input_size": cfg.input_size, "augment": cfg.augment,
+                         "test_time_flip": cfg.test_time_flip, "test_accuracy_without_flip": plain,
                          "class_weights": cfg.class_weights, "seed": cfg.seed,
                          "seconds": round(time.monotonic() - started, 1)},
         },

@@ -127,6 +127,8 @@ class CaltechownConfig(TrainingOptions):
     lr_schedule: str = option("cosine", "learning rate over each phase: cosine decay to 0 (steadier validation "
                               "accuracy at the end than a constant rate) or constant", group="model",
                               choices=("cosine", "constant"))
+    test_time_flip: bool = option(False, "serve the mean of the probabilities for the image and its mirror image "
+                                  "(in the exported graph; twice the compute per image)", group="model")
     test_split: float = option(0.2, "stratified test fraction", type=float)
     augment: bool = option(True, "flip/rotation/zoom/contrast augmentation")
     class_weights: bool = option(True, "balanced class weights")

@@ -30,6 +30,25 @@ class CaffePreprocess(layers.Layer):
         return bgr - keras.ops.convert_to_tensor(np.asarray(self.MEAN_BGR, np.float32))
 
 
+@keras.saving.register_keras_serializable(package="tfserving_pipeline")
+class HorizontalFlip(layers.Layer):
+    """Mirrors images left to right (NHWC), always: the deterministic flip of test-time augmentation."""
+
+    def call(self, x):
+        return keras.ops.flip(x, axis=2)
+
+
+def with_test_time_flip(model: keras.Model) -> keras.Model:
+    """The trained `model` answering the mean of its probabilities for the image and its mirror image. Lives in
+    the exported graph, so every signature (and tensorflow_model_server) serves the averaged answer; costs a
+    second forward pass per image."""
+    inputs = keras.Input(shape=model.input_shape[1:], name="pixels")
+    plain = model(inputs)
+    mirrored = model(HorizontalFlip(name="test_time_flip")(inputs))
+    outputs = layers.Average(name="probabilities_flip_averaged")([plain, mirrored])
+    return keras.Model(inputs, outputs, name=f"{model.name}_test_time_flip")
+
+
 @dataclass(frozen=True)
 class Backbone:
     """How to build one Keras Applications backbone and its preprocessing."""

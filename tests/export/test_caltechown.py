@@ -89,13 +89,14 @@ def test_split_keeps_every_class_in_training_and_reports_small_ones(caltech_samp
 @pytest.mark.slow
 def test_caltechown_export_contract(caltech_sample, own_dir, tmp_path):
     summary = run(CaltechownConfig(data=caltech_sample, own=(own_dir,), backbone="mobilenetv2", weights="none",
-                                   input_size=32, epochs=1, fine_tune_epochs=1, fine_tune_layers=5,
+                                   input_size=32, epochs=1, fine_tune_epochs=1, fine_tune_layers=5, test_time_flip=True,
                                    model_base_path=tmp_path / "models", cache_dir=tmp_path / "cache"))
     assert summary["published"] and summary["version"] == 1
     path = tmp_path / "models" / "caltechown" / "1"
     meta = json.loads((path / "assets.extra" / "export_metadata.json").read_text())
     assert meta["num_classes"] == 103 and meta["class_names"][102] == "espresso_cup"
     assert meta["data"]["own_classes"] == ["espresso_cup"] and meta["training"]["fine_tune_epochs"] == 1
+    assert meta["training"]["test_time_flip"] and 0 <= meta["training"]["test_accuracy_without_flip"] <= 1
     assert (path / "assets" / "labels.txt").read_text().splitlines() == meta["class_names"]
     sigs = tf.saved_model.load(str(path)).signatures
     files = [own_dir / "rgb.jpg", own_dir / "cmyk.jpg", own_dir / "alpha.png", own_dir / "grey.jpg"]
@@ -196,3 +197,21 @@ def test_learning_rate_schedule_is_constant_or_cosine_to_zero_over_the_phase():
     assert float(cosine(0)) == pytest.approx(1e-3)
     assert float(cosine(250)) == pytest.approx(5e-4, rel=1e-3)
     assert float(cosine(500)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_test_time_flip_averages_the_image_and_its_mirror_and_survives_save_and_load(tmp_path):
+    import keras
+
+    from export.transfer_model import with_test_time_flip
+
+    inputs = keras.Input((4, 4, 3))
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs))
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 4, 4, 3)).astype("float32")
+    flipped = with_test_time_flip(model)
+    expected = (model.predict(x, verbose=0) + model.predict(x[:, :, ::-1, :], verbose=0)) / 2
+    np.testing.assert_allclose(flipped.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    assert flipped.count_params() == model.count_params()  # the same weights, used twice
+    flipped.save(tmp_path / "m.keras")
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
