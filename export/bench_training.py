@@ -1,9 +1,19 @@
-"""Training throughput benchmark: this project's tf.data pipeline vs `model.fit` on in-memory numpy arrays.
+"""Training throughput benchmark for the reference CNN on CPU: which configuration trains fastest here?
 
-    python -m export.bench_training --data ../shared/datasets --images 4096 --epochs 2
+    python -m export.bench_training --data ../shared/datasets --images 3200 --epochs 2
+    python -m export.bench_training --variants default,xla,onednn-off,threads:2,1 --images 3200
 
-Both runs train the reference CNN on the same images with the same batch size; the first epoch of each is
-warm-up (graph tracing) and is reported separately. Prints images/s and the ratio pipeline / numpy.
+Each variant trains the same CNN on the same images with the same batch size and seed in its own Python process
+(thread pools and oneDNN are fixed when TensorFlow starts), one after the other. The first epoch of each is
+warm-up (tracing, compilation) and is reported separately; the table gives steady images/s and the ratio to the
+first variant, measured in the same run. Variants:
+
+  default        this project's tf.data pipeline, TensorFlow's defaults (what `python -m export cifar10` does)
+  numpy          `model.fit` on the same images as in-memory numpy arrays (the reference tutorial's input)
+  xla            default + `jit_compile=True` (XLA)
+  onednn-off     default with TF_ENABLE_ONEDNN_OPTS=0 (TensorFlow's Eigen kernels instead of oneDNN)
+  threads:I,J    default with I intra-op and J inter-op threads (TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS)
+  bf16           default under Keras's mixed_bfloat16 policy (changes the numerics: measured, never a default)
 """
 
 from __future__ import annotations
@@ -11,10 +21,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+DEFAULT_VARIANTS = "default,numpy,xla,onednn-off,threads:1,1,threads:2,1"
 
 
 @dataclass(frozen=True)
@@ -24,43 +38,47 @@ class BenchConfig:
     epochs: int
     batch_size: int
     cache_dir: Path
+    variants: tuple[str, ...]
     log_every_steps: int = 50
 
 
-class _EpochTimer:
-    def __init__(self):
-        import keras
-
-        class Timer(keras.callbacks.Callback):
-            def __init__(self):
-                super().__init__()
-                self.times: list[float] = []
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self._t = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.times.append(time.perf_counter() - self._t)
-
-        self.callback = Timer()
-
-
-def _measure(fit_fn, n_images: int, epochs: int) -> dict:
-    timer = _EpochTimer()
-    fit_fn([timer.callback])
-    times = timer.callback.times
-    steady = times[1:] or times
-    return {
-        "first_epoch_s": round(times[0], 2),
-        "steady_epoch_s": round(sum(steady) / len(steady), 2),
-        "images_per_s": round(n_images / (sum(steady) / len(steady)), 1),
-        "epochs": epochs,
-    }
+def parse_variants(text: str) -> tuple[str, ...]:
+    """`default,xla,threads:2,1` → ("default", "xla", "threads:2,1"): a number after `threads:I` belongs to it."""
+    out: list[str] = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        if part.isdigit() and out and out[-1].startswith("threads:") and "," not in out[-1]:
+            out[-1] += f",{part}"
+        else:
+            out.append(part)
+    for v in out:
+        if v.startswith("threads:"):
+            nums = v[len("threads:"):].split(",")
+            if len(nums) != 2 or not all(n.isdigit() and int(n) > 0 for n in nums):
+                raise ValueError(f"variant {v!r}: expected threads:INTRA,INTER with positive integers")
+        elif v not in ("default", "numpy", "xla", "onednn-off", "bf16"):
+            raise ValueError(f"unknown variant {v!r} (default, numpy, xla, onednn-off, threads:I,J, bf16)")
+    return tuple(out)
 
 
-def run(cfg: BenchConfig) -> dict:
-    """Train both ways and return the figures."""
+def variant_environment(variant: str) -> dict[str, str]:
+    """Environment variables the variant's process starts with (read by TensorFlow at start-up)."""
+    if variant == "onednn-off":
+        return {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    if variant.startswith("threads:"):
+        intra, inter = variant[len("threads:"):].split(",")
+        return {"TF_NUM_INTRAOP_THREADS": intra, "TF_NUM_INTEROP_THREADS": inter}
+    return {}
+
+
+def measure_variant(cfg: BenchConfig, variant: str) -> dict:
+    """Train `variant` in this process and return its figures."""
     import keras
+    import tensorflow as tf
+
+    if variant.startswith("threads:"):  # the environment variables already apply; this makes it explicit
+        intra, inter = (int(n) for n in variant[len("threads:"):].split(","))
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
 
     from export import cifar10_data
     from export.cifar10_model import build_model
@@ -68,61 +86,97 @@ def run(cfg: BenchConfig) -> dict:
     from export.training import ProgressLog, input_pipeline
 
     data = stratified_limit(cifar10_data.load(cfg.data, cfg.cache_dir).train, cfg.images, seed=0)
+    if variant == "bf16":
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    keras.utils.set_random_seed(0)
+    model = build_model()
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"],
+                  jit_compile=variant == "xla")
+    times: list[float] = []
 
-    def compiled():
-        keras.utils.set_random_seed(0)
-        m = build_model()
-        m.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
-        return m
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self._t = time.perf_counter()
 
-    def progress() -> list:
-        return [ProgressLog(cfg.log_every_steps, cfg.batch_size)] if cfg.log_every_steps > 0 else []
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self._t)
 
-    pipeline = _measure(
-        lambda cbs: compiled().fit(input_pipeline(data, cfg.batch_size, True, 0), epochs=cfg.epochs,
-                                   callbacks=[*cbs, *progress()], verbose=0, shuffle=False),
-        len(data), cfg.epochs,
-    )
-    x, y = data.images.astype("float32"), data.labels
-    numpy_fit = _measure(
-        lambda cbs: compiled().fit(x, y, batch_size=cfg.batch_size, epochs=cfg.epochs, callbacks=[*cbs, *progress()],
-                                   verbose=0),
-        len(data), cfg.epochs,
-    )
-    return {
-        "images": len(data),
-        "batch_size": cfg.batch_size,
-        "tf_data_pipeline": pipeline,
-        "numpy_in_memory": numpy_fit,
-        "ratio_pipeline_to_numpy": round(pipeline["images_per_s"] / numpy_fit["images_per_s"], 3),
-    }
+    callbacks = [Timer()] + ([ProgressLog(cfg.log_every_steps, cfg.batch_size)] if cfg.log_every_steps > 0 else [])
+    if variant == "numpy":
+        history = model.fit(data.images.astype("float32"), data.labels, batch_size=cfg.batch_size,
+                            epochs=cfg.epochs, callbacks=callbacks, verbose=0)
+    else:
+        history = model.fit(input_pipeline(data, cfg.batch_size, True, 0), epochs=cfg.epochs, callbacks=callbacks,
+                            verbose=0, shuffle=False)
+    steady = times[1:] or times
+    epoch_s = sum(steady) / len(steady)
+    return {"variant": variant, "images": len(data), "first_epoch_s": round(times[0], 2),
+            "steady_epoch_s": round(epoch_s, 2), "images_per_s": round(len(data) / epoch_s, 1),
+            "final_train_accuracy": round(float(history.history["accuracy"][-1]), 4)}
+
+
+def run(cfg: BenchConfig) -> dict:
+    """Run every variant in its own child process, in order; ratios are to the first variant."""
+    results = []
+    for variant in cfg.variants:
+        cmd = [sys.executable, "-m", "export.bench_training", "--data", cfg.data, "--images", str(cfg.images),
+               "--epochs", str(cfg.epochs), "--batch-size", str(cfg.batch_size), "--cache-dir", str(cfg.cache_dir),
+               "--log-every-steps", str(cfg.log_every_steps), "--variants", variant, "--child"]
+        logging.getLogger(__name__).info("variant %s: %s", variant, variant_environment(variant) or "defaults")
+        proc = subprocess.run(cmd, env={**os.environ, **variant_environment(variant)}, stdout=subprocess.PIPE,
+                              text=True, check=False)
+        lines = proc.stdout.strip().splitlines()
+        if proc.returncode or not lines:
+            results.append({"variant": variant, "error": f"exit status {proc.returncode}"})
+            continue
+        results.append(json.loads(lines[-1]))
+    base = next((r for r in results if "images_per_s" in r), None)
+    for r in results:
+        if base and "images_per_s" in r:
+            r["ratio_to_first"] = round(r["images_per_s"] / base["images_per_s"], 3)
+    return {"images": cfg.images, "batch_size": cfg.batch_size, "epochs": cfg.epochs, "cpu_count": os.cpu_count(),
+            "variants": results}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse flags, run, print a table and a JSON line."""
-    p = argparse.ArgumentParser(prog="python -m export.bench_training", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m export.bench_training", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="synthetic", help="CIFAR-10 source as for `python -m export cifar10`")
-    p.add_argument("--images", type=int, default=4096, help="training images per epoch (default 4096)")
-    p.add_argument("--epochs", type=int, default=2, help="epochs per run, first is warm-up (default 2)")
+    p.add_argument("--images", type=int, default=3200, help="training images per epoch (default 3200)")
+    p.add_argument("--epochs", type=int, default=2, help="epochs per variant, the first is warm-up (default 2)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--cache-dir", type=Path, default=Path(".cache"))
+    p.add_argument("--variants", default=DEFAULT_VARIANTS,
+                   help=f"comma-separated variants, the first is the baseline (default {DEFAULT_VARIANTS})")
     p.add_argument("--log-every-steps", type=int, default=50,
                    help="log step, images/s, loss, accuracy and ETA every N steps (0: none; default 50)")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.epochs < 2:
         p.error("--epochs must be at least 2 (the first epoch is warm-up)")
-    from serving.tf_logging import quiet_tensorflow
-
-    quiet_tensorflow()
+    try:
+        variants = parse_variants(a.variants)
+    except ValueError as e:
+        p.error(str(e))
+    cfg = BenchConfig(a.data, a.images, a.epochs, a.batch_size, a.cache_dir, variants, a.log_every_steps)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    r = run(BenchConfig(a.data, a.images, a.epochs, a.batch_size, a.cache_dir, a.log_every_steps))
-    print(f"{'input':<22}{'images/s':>10}{'epoch s':>10}{'1st epoch s':>13}")
-    for key in ("tf_data_pipeline", "numpy_in_memory"):
-        m = r[key]
-        print(f"{key:<22}{m['images_per_s']:>10}{m['steady_epoch_s']:>10}{m['first_epoch_s']:>13}")
-    print(f"pipeline / numpy: {r['ratio_pipeline_to_numpy']:.3f}")
+    if a.child:
+        from serving.tf_logging import quiet_tensorflow
+
+        quiet_tensorflow()
+        print(json.dumps(measure_variant(cfg, variants[0])))
+        return 0
+    r = run(cfg)
+    print(f"{'variant':<16}{'images/s':>10}{'ratio':>8}{'epoch s':>9}{'1st epoch s':>13}{'train acc':>11}")
+    for m in r["variants"]:
+        if "error" in m:
+            print(f"{m['variant']:<16}  failed: {m['error']}")
+            continue
+        print(f"{m['variant']:<16}{m['images_per_s']:>10}{m['ratio_to_first']:>8.3f}{m['steady_epoch_s']:>9}"
+              f"{m['first_epoch_s']:>13}{m['final_train_accuracy']:>11}")
     print(json.dumps(r))
-    return 0
+    return 0 if all("error" not in m for m in r["variants"]) else 1
 
 
 if __name__ == "__main__":
