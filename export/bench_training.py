@@ -141,7 +141,8 @@ def run(cfg: BenchConfig) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Parse flags, run, print a table and a JSON line."""
     p = argparse.ArgumentParser(prog="python -m export.bench_training", description=__doc__.split("\n\n")[0],
-                                epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+                                epilog=__doc__.split("\n\n", 2)[2],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="synthetic", help="CIFAR-10 source as for `python -m export cifar10`")
     p.add_argument("--images", type=int, default=3200, help="training images per epoch (default 3200)")
     p.add_argument("--epochs", type=int, default=2, help="epochs per variant, the first is warm-up (default 2)")

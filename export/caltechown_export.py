@@ -20,6 +20,7 @@ from export.transfer_model import (
     build_classifier,
     keras_backbone,
     preprocessing_layer,
+    resolve_project_model,
     unfreeze_top,
     with_test_time_flip,
 )
@@ -57,8 +58,9 @@ def run(cfg: CaltechownConfig) -> dict:
         train = stratified_limit(train, cfg.limit, cfg.seed)
     logger.info("split: %d train, %d validation, %d test", len(train), len(val), len(test))
     keras.utils.set_random_seed(cfg.seed)
+    backbone_from = resolve_project_model(cfg.backbone_from) if cfg.backbone_from else None
     model, base = build_classifier(len(train.class_names), cfg.input_size, cfg.backbone, cfg.weights, cfg.augment,
-                                   cfg.seed, cfg.backbone_from)
+                                   cfg.seed, backbone_from)
     weights = balanced_class_weights(train) if cfg.class_weights else None
     settings = TrainSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, logdir=cfg.logdir,
                              checkpoint_dir=cfg.cache_dir / "checkpoints" / cfg.name, resume=cfg.resume,
@@ -91,7 +93,7 @@ def run(cfg: CaltechownConfig) -> dict:
                      "own_classes": data.own_classes, "train_images": len(train), "validation_images": len(val),
                      "test_images": len(test), "skipped_images": len(data.images.skipped),
                      "small_classes": data.small_classes, "class_order": "case-insensitive, own classes last"},
-            "training": {"backbone": "project:" + str(cfg.backbone_from) if cfg.backbone_from else cfg.backbone,
+            "training": {"backbone": "project:" + str(backbone_from) if backbone_from else cfg.backbone,
                          "weights": None if cfg.backbone_from else cfg.weights, "epochs": cfg.epochs,
                          "fine_tune_epochs": cfg.fine_tune_epochs, "fine_tune_layers": cfg.fine_tune_layers,
                          "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate,

@@ -115,9 +115,10 @@ class CaltechownConfig(TrainingOptions):
                                    "folders; repeatable", group="data", type=Path, action="append")
     backbone: str = option("mobilenetv2", "Keras Applications backbone (mobilenetv2: fast on CPU)", group="model",
                            choices=BACKBONE_NAMES)
-    backbone_from: Path | None = option(None, "use the convolutional base of a model this project exported (e.g. "
-                                        "models/cifar10/3) or a .keras file it saved, instead of a Keras "
-                                        "Applications backbone", group="model", type=Path)
+    backbone_from: Path | None = option(None, "use the convolutional base of a model this project exported: a "
+                                        "version (models/cifar10/3), a model directory (models/cifar10: its "
+                                        "newest version) or a .keras file, instead of a Keras Applications "
+                                        "backbone", group="model", type=Path)
     weights: str = option("imagenet", "backbone weights: imagenet (downloads, needs network), a local weights "
                           "file, or none", group="model")
     input_size: int = option(160, "square input size in pixels", group="model", type=int)

@@ -148,13 +148,29 @@ def project_head(features, filters: int = 256):
     return layers.GlobalAveragePooling2D(name="avg_pool")(x)
 
 
-def load_project_model(path: Path) -> keras.Model:
-    """A `.keras` file, or an exported version directory holding assets.extra/keras_model.keras."""
+def resolve_project_model(path: Path) -> Path:
+    """The `.keras` file behind `--backbone-from`: a `.keras` file, an exported version directory (its
+    assets.extra/keras_model.keras), or a model directory such as models/cifar10 (its newest version, the version
+    TF Serving's default policy would serve)."""
+    from export.repository import version_dirs
+
+    path = Path(path)
+    if path.is_dir() and not (path / "assets.extra").is_dir():
+        versions = version_dirs(path)
+        if versions:
+            newest = max(versions)
+            logger.info("--backbone-from %s: newest version %d", path, newest)
+            path = versions[newest]
     candidate = path / "assets.extra" / "keras_model.keras" if path.is_dir() else path
     if not candidate.is_file():
         raise DataError(f"--backbone-from {str(path)!r}: no .keras model there (exports keep one in "
                         "assets.extra/keras_model.keras)")
-    return keras.models.load_model(candidate, compile=False)
+    return candidate
+
+
+def load_project_model(path: Path) -> keras.Model:
+    """The Keras model behind `--backbone-from` (see `resolve_project_model`)."""
+    return keras.models.load_model(resolve_project_model(path), compile=False)
 
 
 def build_classifier(num_classes: int, size: int, backbone: str, weights: str, augment: bool, seed: int,

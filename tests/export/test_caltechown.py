@@ -215,3 +215,25 @@ def test_test_time_flip_averages_the_image_and_its_mirror_and_survives_save_and_
     flipped.save(tmp_path / "m.keras")
     reloaded = keras.models.load_model(tmp_path / "m.keras")
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_backbone_from_a_model_directory_takes_its_newest_version(tmp_path):
+    from export.transfer_model import resolve_project_model
+
+    for version in ("1", "3", "2"):
+        extra = tmp_path / "cifar10" / version / "assets.extra"
+        extra.mkdir(parents=True)
+        (extra / "keras_model.keras").write_bytes(b"")
+    newest = tmp_path / "cifar10" / "3" / "assets.extra" / "keras_model.keras"
+    assert resolve_project_model(tmp_path / "cifar10") == newest
+    assert resolve_project_model(tmp_path / "cifar10" / "3") == newest
+    assert resolve_project_model(newest) == newest
+
+
+def test_backbone_from_a_directory_without_a_keras_model_names_it(tmp_path):
+    from export.image_data import DataError
+    from export.transfer_model import resolve_project_model
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="empty.*no .keras model"):
+        resolve_project_model(tmp_path / "empty")
