@@ -97,6 +97,8 @@ def test_caltechown_export_contract(caltech_sample, own_dir, tmp_path):
     assert meta["num_classes"] == 103 and meta["class_names"][102] == "espresso_cup"
     assert meta["data"]["own_classes"] == ["espresso_cup"] and meta["training"]["fine_tune_epochs"] == 1
     assert meta["training"]["test_time_flip"] and 0 <= meta["training"]["test_accuracy_without_flip"] <= 1
+    own = meta["metrics"]["own_class_accuracy"]
+    assert set(own) == {"espresso_cup"} and own["espresso_cup"] == meta["metrics"]["per_class_accuracy"]["espresso_cup"]
     assert (path / "assets" / "labels.txt").read_text().splitlines() == meta["class_names"]
     sigs = tf.saved_model.load(str(path)).signatures
     files = [own_dir / "rgb.jpg", own_dir / "cmyk.jpg", own_dir / "alpha.png", own_dir / "grey.jpg"]
@@ -237,3 +239,15 @@ def test_backbone_from_a_directory_without_a_keras_model_names_it(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="empty.*no .keras model"):
         resolve_project_model(tmp_path / "empty")
+
+
+def test_own_classes_are_summarised_apart_from_the_caltech_classes():
+    from export.caltechown_export import with_class_summaries
+
+    metrics = {"test_accuracy": 0.9, "per_class_accuracy": {"accordion": 1.0, "airplanes": 0.5, "clock": None,
+                                                            "espresso_cup": 0.25, "church_window": 0.75}}
+    out = with_class_summaries(metrics, ["espresso_cup", "church_window", "clock"])
+    assert out["own_class_accuracy"] == {"espresso_cup": 0.25, "church_window": 0.75, "clock": None}
+    assert out["own_class_mean_accuracy"] == 0.5
+    assert out["mean_per_class_accuracy"] == 0.625
+    assert with_class_summaries(metrics, [])["own_class_mean_accuracy"] is None
