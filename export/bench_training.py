@@ -42,6 +42,19 @@ class BenchConfig:
     log_every_steps: int = 50
 
 
+NAMED_VARIANTS = ("default", "numpy", "xla", "onednn-off", "bf16")
+
+
+def thread_counts(variant: str) -> tuple[int, int] | None:
+    """(intra, inter) of a `threads:I,J` variant, None for the others; ValueError when malformed."""
+    if not variant.startswith("threads:"):
+        return None
+    nums = variant[len("threads:"):].split(",")
+    if len(nums) != 2 or not all(n.isdigit() and int(n) > 0 for n in nums):
+        raise ValueError(f"variant {variant!r}: expected threads:INTRA,INTER with positive integers")
+    return int(nums[0]), int(nums[1])
+
+
 def parse_variants(text: str) -> tuple[str, ...]:
     """`default,xla,threads:2,1` → ("default", "xla", "threads:2,1"): a number after `threads:I` belongs to it."""
     out: list[str] = []
@@ -51,12 +64,8 @@ def parse_variants(text: str) -> tuple[str, ...]:
         else:
             out.append(part)
     for v in out:
-        if v.startswith("threads:"):
-            nums = v[len("threads:"):].split(",")
-            if len(nums) != 2 or not all(n.isdigit() and int(n) > 0 for n in nums):
-                raise ValueError(f"variant {v!r}: expected threads:INTRA,INTER with positive integers")
-        elif v not in ("default", "numpy", "xla", "onednn-off", "bf16"):
-            raise ValueError(f"unknown variant {v!r} (default, numpy, xla, onednn-off, threads:I,J, bf16)")
+        if thread_counts(v) is None and v not in NAMED_VARIANTS:
+            raise ValueError(f"unknown variant {v!r} ({', '.join(NAMED_VARIANTS)}, threads:I,J)")
     return tuple(out)
 
 
@@ -64,9 +73,9 @@ def variant_environment(variant: str) -> dict[str, str]:
     """Environment variables the variant's process starts with (read by TensorFlow at start-up)."""
     if variant == "onednn-off":
         return {"TF_ENABLE_ONEDNN_OPTS": "0"}
-    if variant.startswith("threads:"):
-        intra, inter = variant[len("threads:"):].split(",")
-        return {"TF_NUM_INTRAOP_THREADS": intra, "TF_NUM_INTEROP_THREADS": inter}
+    threads = thread_counts(variant)
+    if threads:
+        return {"TF_NUM_INTRAOP_THREADS": str(threads[0]), "TF_NUM_INTEROP_THREADS": str(threads[1])}
     return {}
 
 
@@ -75,10 +84,10 @@ def measure_variant(cfg: BenchConfig, variant: str) -> dict:
     import keras
     import tensorflow as tf
 
-    if variant.startswith("threads:"):  # the environment variables already apply; this makes it explicit
-        intra, inter = (int(n) for n in variant[len("threads:"):].split(","))
-        tf.config.threading.set_intra_op_parallelism_threads(intra)
-        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    threads = thread_counts(variant)
+    if threads:  # the environment variables already apply; this makes it explicit
+        tf.config.threading.set_intra_op_parallelism_threads(threads[0])
+        tf.config.threading.set_inter_op_parallelism_threads(threads[1])
 
     from export import cifar10_data
     from export.cifar10_model import build_model

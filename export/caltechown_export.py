@@ -109,7 +109,7 @@ def run(cfg: CaltechownConfig) -> dict:
                      "test_images": len(test), "skipped_images": len(data.images.skipped),
                      "small_classes": data.small_classes, "class_order": "case-insensitive, own classes last"},
             "training": {"backbone": "project:" + str(backbone_from) if backbone_from else cfg.backbone,
-                         "weights": None if cfg.backbone_from else cfg.weights, "epochs": cfg.epochs,
+                         "weights": None if backbone_from else cfg.weights, "epochs": cfg.epochs,
                          "fine_tune_epochs": cfg.fine_tune_epochs, "fine_tune_layers": cfg.fine_tune_layers,
                          "batch_size": cfg.batch_size, "learning_rate": cfg.learning_rate,
                          "fine_tune_learning_rate": cfg.fine_tune_learning_rate, "lr_schedule": cfg.lr_schedule,
