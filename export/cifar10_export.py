@@ -13,6 +13,7 @@ from export.evaluation import evaluate
 from export.image_data import stratified_limit, stratified_split
 from export.publishing import PublishSettings, TrainedModel, stage_gate_publish
 from export.settings import Cifar100ExportConfig, CifarExportConfig
+from export.test_time_flip import with_test_time_flip
 from export.training import TrainSettings, fit
 
 logger = logging.getLogger(__name__)
@@ -21,12 +22,13 @@ logger = logging.getLogger(__name__)
 def learning_rate(cfg: CifarExportConfig, steps_per_epoch: int) -> float | keras.optimizers.schedules.CosineDecay:
     """The reference recipe's constant rate, or the improved recipe's: linear warmup to the rate over the first
     epoch (batch-norm statistics settle before full steps), then cosine decay to 0 by the last step."""
+    rate = cfg.resolved("learning_rate")
     if cfg.recipe == "reference":
-        return cfg.learning_rate
+        return rate
     warmup = steps_per_epoch if cfg.epochs > 1 else 0
     return keras.optimizers.schedules.CosineDecay(
-        0.0 if warmup else cfg.learning_rate, decay_steps=max(1, cfg.epochs * steps_per_epoch - warmup),
-        warmup_target=cfg.learning_rate if warmup else None, warmup_steps=warmup,
+        0.0 if warmup else rate, decay_steps=max(1, cfg.epochs * steps_per_epoch - warmup),
+        warmup_target=rate if warmup else None, warmup_steps=warmup,
     )
 
 
@@ -50,7 +52,8 @@ def run(cfg: CifarExportConfig) -> dict:
     train, val = stratified_split(train, cfg.val_split, cfg.seed)
     logger.info("data: %s — %d train, %d validation, %d test images", splits.source, len(train), len(val),
                 len(splits.test))
-    model = build_model(len(class_names), augment=cfg.augments, seed=cfg.seed)
+    model = build_model(len(class_names), augment=cfg.augments, seed=cfg.seed,
+                        conv_dropout=cfg.resolved("conv_dropout"), dense_dropout=cfg.resolved("dense_dropout"))
     steps_per_epoch = max(1, -(-len(train) // cfg.batch_size))
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate(cfg, steps_per_epoch)),
@@ -65,6 +68,11 @@ def run(cfg: CifarExportConfig) -> dict:
     ))
     fit_seconds = time.monotonic() - fit_started  # this process's part when resumed
     epochs_run = len(history.get("loss", []))
+    plain = None
+    if cfg.resolved("test_time_flip"):
+        plain = evaluate(model, splits.test)["test_accuracy"]
+        logger.info("test-time flip: test accuracy without it %.4f", plain)
+        model = with_test_time_flip(model)
     metrics = evaluate(model, splits.test)
     logger.info("test accuracy %.4f on %d images", metrics["test_accuracy"], metrics["test_images"])
     trained = TrainedModel(
@@ -80,7 +88,9 @@ def run(cfg: CifarExportConfig) -> dict:
             },
             "training": {
                 "epochs": cfg.epochs, "epochs_run": epochs_run, "batch_size": cfg.batch_size,
-                "learning_rate": cfg.learning_rate, "optimizer": "Adam", "augment": cfg.augments,
+                "learning_rate": cfg.resolved("learning_rate"), "optimizer": "Adam", "augment": cfg.augments,
+                "conv_dropout": cfg.resolved("conv_dropout"), "dense_dropout": cfg.resolved("dense_dropout"),
+                "test_time_flip": cfg.resolved("test_time_flip"), "test_accuracy_without_flip": plain,
                 "recipe": cfg.recipe, "lr_schedule": "constant" if cfg.recipe == "reference" else "warmup+cosine",
                 "seed": cfg.seed, "seconds": round(time.monotonic() - started, 1),
                 "fit_seconds": round(fit_seconds, 1),

@@ -15,6 +15,12 @@ from typing import Any
 
 BACKBONE_NAMES = ("efficientnetb0", "mobilenetv2", "resnet50")  # export.transfer_model.BACKBONES' keys
 CIFAR_RECIPES = ("reference", "improved")
+# What each CIFAR recipe uses where its command line leaves a setting at "recipe's" (None). The reference numerics
+# are the reference project's; the improved recipe's values are the best measured (README, "Measured results").
+RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "reference": {"learning_rate": 1e-3, "conv_dropout": 0.2, "dense_dropout": 0.2, "test_time_flip": False},
+    "improved": {"learning_rate": 1e-3, "conv_dropout": 0.0, "dense_dropout": 0.2, "test_time_flip": False},
+}
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", *, group: str = "training",  # noqa: A002
@@ -86,12 +92,26 @@ class CifarExportConfig(TrainingOptions):
     name: str = option("cifar10", "model name in the repository", group="publishing")
     recipe: str = option("reference", "reference: the reference numerics (constant Adam rate, no augmentation); "
                          "improved: the same CNN with random flip/shift augmentation and the rate warmed up over "
-                         "the first epoch, then cosine-decayed to 0", choices=CIFAR_RECIPES)
+                         "the first epoch, then cosine-decayed to 0, less dropout", choices=CIFAR_RECIPES)
+    learning_rate: float | None = option(None, "Adam learning rate (the improved recipe's peak rate); default: the "
+                                         "recipe's", type=float)
+    conv_dropout: float | None = option(None, "dropout rate after each conv block; default: the recipe's "
+                                        "(reference 0.2, improved 0)", group="model", type=float)
+    dense_dropout: float | None = option(None, "dropout rate before and after the dense layers; default: the "
+                                         "recipe's (0.2)", group="model", type=float)
+    test_time_flip: bool | None = option(None, "serve the mean of the probabilities for the image and its mirror "
+                                         "image (in the exported graph; twice the compute per image); default: the "
+                                         "recipe's (off)", group="model", action=argparse.BooleanOptionalAction)
 
     @property
     def augments(self) -> bool:
         """Whether training augments (the improved recipe always does)."""
         return self.augment or self.recipe == "improved"
+
+    def resolved(self, setting: str) -> Any:
+        """A setting as given on the command line, else the recipe's default (`RECIPE_DEFAULTS`)."""
+        value = getattr(self, setting)
+        return RECIPE_DEFAULTS[self.recipe][setting] if value is None else value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,7 +193,8 @@ def add_options(parser: argparse.ArgumentParser, config_class: type) -> None:
             kwargs.update(default=[], help=help_text)
         else:
             shown = "none" if default is None else default
-            kwargs.update(default=default, help=f"{help_text} (default {shown})")
+            suffix = "" if "default:" in help_text else f" (default {shown})"
+            kwargs.update(default=default, help=help_text + suffix)
         group.add_argument(flag, dest=f.name, **kwargs)
 
 

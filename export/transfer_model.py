@@ -30,25 +30,6 @@ class CaffePreprocess(layers.Layer):
         return bgr - keras.ops.convert_to_tensor(np.asarray(self.MEAN_BGR, np.float32))
 
 
-@keras.saving.register_keras_serializable(package="tfserving_pipeline")
-class HorizontalFlip(layers.Layer):
-    """Mirrors images left to right (NHWC), always: the deterministic flip of test-time augmentation."""
-
-    def call(self, x):
-        return keras.ops.flip(x, axis=2)
-
-
-def with_test_time_flip(model: keras.Model) -> keras.Model:
-    """The trained `model` answering the mean of its probabilities for the image and its mirror image. Lives in
-    the exported graph, so every signature (and tensorflow_model_server) serves the averaged answer; costs a
-    second forward pass per image."""
-    inputs = keras.Input(shape=model.input_shape[1:], name="pixels")
-    plain = model(inputs)
-    mirrored = model(HorizontalFlip(name="test_time_flip")(inputs))
-    outputs = layers.Average(name="probabilities_flip_averaged")([plain, mirrored])
-    return keras.Model(inputs, outputs, name=f"{model.name}_test_time_flip")
-
-
 @dataclass(frozen=True)
 class Backbone:
     """How to build one Keras Applications backbone and its preprocessing."""
@@ -116,7 +97,9 @@ def cifar_conv_base(source: keras.Model, size: int) -> keras.Model:
     learned on 32×32 CIFAR-10 images, and makes every later layer 4× cheaper (the CPU-bound part of training).
     """
     from export.cifar10_model import DROPOUT
+    from export.test_time_flip import without_test_time_flip
 
+    source = without_test_time_flip(source)
     names = [f"{kind}{i}" for i in range(1, 5) for kind in ("conv", "bn_conv")]
     missing = [n for n in names if n not in {layer.name for layer in source.layers}]
     if missing:
@@ -170,6 +153,8 @@ def resolve_project_model(path: Path) -> Path:
 
 def load_project_model(path: Path) -> keras.Model:
     """The Keras model behind `--backbone-from` (see `resolve_project_model`)."""
+    import export.test_time_flip  # noqa: F401  (registers HorizontalFlip for models exported with the flip)
+
     return keras.models.load_model(resolve_project_model(path), compile=False)
 
 

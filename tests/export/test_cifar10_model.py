@@ -35,3 +35,12 @@ def test_augmentation_is_optional_and_adds_no_parameters():
     model = build_model(augment=True)
     assert model.count_params() == 2_264_458
     assert any(layer.name == "augment_flip" for layer in model.layers)
+
+
+def test_dropout_rates_are_arguments_that_keep_the_layers_and_the_parameter_count():
+    model = build_model(conv_dropout=0.0, dense_dropout=0.3)
+    assert model.count_params() == 2_264_458
+    rates = {layer.name: layer.rate for layer in model.layers if type(layer).__name__ == "Dropout"}
+    assert rates == {"dropout_conv1": 0.0, "dropout_conv2": 0.0, "dropout_conv3": 0.0, "dropout_conv4": 0.0,
+                     "dropout_flat": 0.3, "dropout_dense1": 0.3, "dropout_dense2": 0.3}
+    assert {layer.rate for layer in build_model().layers if type(layer).__name__ == "Dropout"} == {0.2}

@@ -197,3 +197,28 @@ def test_declared_pixels_reads_every_supported_header():
         assert int(declared_pixels(tf.constant(buf.getvalue()))) == 35, fmt
     assert int(declared_pixels(tf.constant(_png_declaring(23000, 23000)))) == 23000 * 23000
     assert int(declared_pixels(tf.constant(b"not an image"))) == 0
+
+
+def test_test_time_flip_export_serves_one_answer_for_an_image_and_its_mirror(tmp_path, real_jpegs):
+    from export.cifar10_export import CifarExportConfig, run
+    from export.preprocessing import decode_batch
+    from serving.servable import Servable
+    from tests.export.graph_mode import graph_mode_vs_tf2
+
+    summary = run(CifarExportConfig(data="synthetic", epochs=1, recipe="improved", test_time_flip=True,
+                                    model_base_path=tmp_path / "models", cache_dir=tmp_path / "cache"))
+    path = tmp_path / "models" / "cifar10" / "1"
+    assert summary["published"], summary
+    training = json.loads((path / "assets.extra" / "export_metadata.json").read_text())["training"]
+    assert training["recipe"] == "improved" and training["test_time_flip"] is True
+    assert (training["conv_dropout"], training["dense_dropout"], training["learning_rate"]) == (0.0, 0.2, 1e-3)
+    assert 0.0 <= training["test_accuracy_without_flip"] <= 1.0
+    encoded = [p.read_bytes() for p in real_jpegs[:8]]
+    assert graph_mode_vs_tf2(path, encoded, (32, 32)) == {"serving_default": 0.0, "predict_pixels": 0.0,
+                                                           "classify": 0.0}
+    pixels = decode_batch(tf.constant(encoded), (32, 32)).numpy()
+    servable = Servable("cifar10", 1, path)
+    signature = servable.signature("predict_pixels")
+    plain = servable.run(signature, {"pixels": pixels}, ("probabilities",))["probabilities"]
+    mirrored = servable.run(signature, {"pixels": pixels[:, :, ::-1].copy()}, ("probabilities",))["probabilities"]
+    np.testing.assert_allclose(plain, mirrored, atol=1e-6)

@@ -69,3 +69,19 @@ def test_improved_recipe_augments_and_warms_up_then_decays_the_rate_to_zero():
     rates = [float(schedule(step)) for step in (0, 5, 10, 30, 50)]
     assert rates[0] == 0.0 and rates[1] == pytest.approx(5e-4) and rates[2] == pytest.approx(1e-3)
     assert 0 < rates[3] < 1e-3 and rates[4] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_recipe_defaults_fill_what_the_command_line_leaves_unset():
+    def parse(*extra):
+        return settings.from_args(settings.CifarExportConfig, build_parser().parse_args(["cifar10", "--data", "d",
+                                                                                        *extra]))
+
+    reference, improved = parse(), parse("--recipe", "improved")
+    assert [reference.resolved(k) for k in ("learning_rate", "conv_dropout", "dense_dropout", "test_time_flip")] \
+        == [1e-3, 0.2, 0.2, False]
+    assert [improved.resolved(k) for k in ("learning_rate", "conv_dropout", "dense_dropout")] == [
+        settings.RECIPE_DEFAULTS["improved"][k] for k in ("learning_rate", "conv_dropout", "dense_dropout")]
+    given = parse("--recipe", "improved", "--learning-rate", "2e-3", "--conv-dropout", "0.1", "--no-test-time-flip")
+    assert (given.resolved("learning_rate"), given.resolved("conv_dropout"), given.resolved("test_time_flip")) == (
+        2e-3, 0.1, False)
+    assert parse("--test-time-flip").resolved("test_time_flip") is True
