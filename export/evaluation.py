@@ -21,7 +21,8 @@ def predict_probabilities(model: keras.Model, data: LabeledImages, batch_size: i
 
 
 def metrics_from_predictions(labels: np.ndarray, predicted: np.ndarray, class_names: list[str]) -> dict:
-    """Accuracy, per-class accuracy and confusion matrix (rows: true class, columns: predicted)."""
+    """Accuracy, per-class accuracy, their mean over the classes with test images (what an unbalanced test set's
+    overall figure hides) and the confusion matrix (rows: true class, columns: predicted)."""
     n = len(class_names)
     confusion = np.zeros((n, n), dtype=np.int64)
     np.add.at(confusion, (labels, predicted), 1)
@@ -33,6 +34,8 @@ def metrics_from_predictions(labels: np.ndarray, predicted: np.ndarray, class_na
         "test_accuracy": float((labels == predicted).mean()) if len(labels) else 0.0,
         "test_images": int(len(labels)),
         "per_class_accuracy": per_class,
+        "mean_per_class_accuracy": float(np.mean(measured)) if (measured := [a for a in per_class.values()
+                                                                               if a is not None]) else None,
         "confusion_matrix": confusion.tolist(),
     }
 
