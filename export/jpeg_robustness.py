@@ -75,16 +75,13 @@ def served_accuracy(servable, images: np.ndarray, labels: np.ndarray, batch_size
 def run(cfg: RobustnessConfig) -> dict:
     """Accuracy of the model on the test images as given and after re-encoding at each quality."""
     from export import cifar10_data
-    from export.repository import version_dirs
+    from export.repository import newest_version_path, parse_version
     from serving.servable import Servable
 
-    path = cfg.model
-    versions = version_dirs(path) if path.is_dir() else {}
-    if versions:  # a model directory: its newest version, as TF Serving's default policy serves
-        path = versions[max(versions)]
+    path = newest_version_path(cfg.model)
     if not (path / "saved_model.pb").is_file():
         raise FileNotFoundError(f"--model {str(cfg.model)!r}: no saved_model.pb there or in a version below it")
-    servable = Servable(path.parent.name, int(path.name) if path.name.isdigit() else 0, path)
+    servable = Servable(path.parent.name, parse_version(path.name) or 0, path)
     test = cifar10_data.load(cfg.data, cfg.cache_dir).test
     logger.info("%s: %d test images from %s", path, len(test), cfg.data)
     given = served_accuracy(servable, test.images, test.labels, cfg.batch_size)

@@ -62,6 +62,12 @@ def version_dirs(model_dir: str | os.PathLike[str]) -> dict[int, Path]:
     return found
 
 
+def newest_version_path(path: str | os.PathLike[str]) -> Path:
+    """A model directory's newest version (the one TF Serving's default policy serves); any other path unchanged."""
+    versions = version_dirs(path)
+    return versions[max(versions)] if versions else Path(path)
+
+
 def make_model_path(base_path: str | os.PathLike[str], name: str, version: int | None = None) -> Path:
     """`<base>/<name>` or `<base>/<name>/<version>`; refuses names that could escape the repository."""
     if not name or "/" in name or name.startswith(".") or "\\" in name:

@@ -15,6 +15,7 @@ import numpy as np
 from keras import layers
 
 from export.image_data import DataError
+from export.test_time_flip import without_test_time_flip  # also registers HorizontalFlip for loading flipped exports
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,6 @@ def cifar_conv_base(source: keras.Model, size: int) -> keras.Model:
     learned on 32×32 CIFAR-10 images, and makes every later layer 4× cheaper (the CPU-bound part of training).
     """
     from export.cifar10_model import DROPOUT
-    from export.test_time_flip import without_test_time_flip
 
     source = without_test_time_flip(source)
     names = [f"{kind}{i}" for i in range(1, 5) for kind in ("conv", "bn_conv")]
@@ -135,15 +135,14 @@ def resolve_project_model(path: Path) -> Path:
     """The `.keras` file behind `--backbone-from`: a `.keras` file, an exported version directory (its
     assets.extra/keras_model.keras), or a model directory such as models/cifar10 (its newest version, the version
     TF Serving's default policy would serve)."""
-    from export.repository import version_dirs
+    from export.repository import newest_version_path
 
     path = Path(path)
     if path.is_dir() and not (path / "assets.extra").is_dir():
-        versions = version_dirs(path)
-        if versions:
-            newest = max(versions)
-            logger.info("--backbone-from %s: newest version %d", path, newest)
-            path = versions[newest]
+        newest = newest_version_path(path)
+        if newest != path:
+            logger.info("--backbone-from %s: newest version %s", path, newest.name)
+            path = newest
     candidate = path / "assets.extra" / "keras_model.keras" if path.is_dir() else path
     if not candidate.is_file():
         raise DataError(f"--backbone-from {str(path)!r}: no .keras model there (exports keep one in "
@@ -153,8 +152,6 @@ def resolve_project_model(path: Path) -> Path:
 
 def load_project_model(path: Path) -> keras.Model:
     """The Keras model behind `--backbone-from` (see `resolve_project_model`)."""
-    import export.test_time_flip  # noqa: F401  (registers HorizontalFlip for models exported with the flip)
-
     return keras.models.load_model(resolve_project_model(path), compile=False)
 
 

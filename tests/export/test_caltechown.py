@@ -184,7 +184,6 @@ def test_cifar_conv_base_copies_the_weights_and_pools_early_from_64_px(size, gri
 
     source = build_model()
     base = cifar_conv_base(with_test_time_flip(source) if flip else source, size)  # a flipped export unwraps
-    base = cifar_conv_base(source, size)
     assert base.output_shape == (None, grid, grid, 128)  # 64 px and up: one more 2x2 pool after conv1
     for name in ("conv1", "conv4", "bn_conv2"):
         for got, want in zip(base.get_layer(name).get_weights(), source.get_layer(name).get_weights(), strict=True):

@@ -171,3 +171,13 @@ def test_auto_version_taken_meanwhile_is_renumbered_an_explicit_one_is_refused(t
     explicit = PublishSettings(tmp_path, "m", 3, None, GatePolicy())
     with pytest.raises(r.RepositoryError, match="version 3 appeared"):
         _final_version(tmp_path / "m", explicit)
+
+
+def test_newest_version_path_picks_the_highest_version_and_leaves_other_paths_alone(tmp_path):
+    from export.repository import newest_version_path
+
+    for version in ("1", "10", "2", "notes"):
+        (tmp_path / "m" / version).mkdir(parents=True)
+    assert newest_version_path(tmp_path / "m") == tmp_path / "m" / "10"
+    assert newest_version_path(tmp_path / "m" / "2") == tmp_path / "m" / "2"  # a version: no versions below
+    assert newest_version_path(tmp_path / "missing") == tmp_path / "missing"
