@@ -32,6 +32,20 @@ def learning_rate(cfg: CifarExportConfig, steps_per_epoch: int) -> float | keras
     )
 
 
+# Variables decoupled weight decay leaves alone (Keras matches these against each variable's short name).
+NO_DECAY_VARIABLES = ("bias", "gamma", "beta")
+
+
+def optimizer(cfg: CifarExportConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """Adam at the recipe's rate, or AdamW when a weight decay is set (kernels only)."""
+    rate, decay = learning_rate(cfg, steps_per_epoch), cfg.resolved("weight_decay")
+    if not decay:
+        return keras.optimizers.Adam(rate)
+    adamw = keras.optimizers.AdamW(rate, weight_decay=decay)
+    adamw.exclude_from_weight_decay(var_names=list(NO_DECAY_VARIABLES))
+    return adamw
+
+
 def load_splits(cfg: CifarExportConfig) -> cifar10_data.CifarSplits:
     """CIFAR-10 (any of its loaders) or, for a `Cifar100ExportConfig`, CIFAR-100 with the chosen label mode."""
     if isinstance(cfg, Cifar100ExportConfig):
@@ -56,7 +70,7 @@ def run(cfg: CifarExportConfig) -> dict:
                         conv_dropout=cfg.resolved("conv_dropout"), dense_dropout=cfg.resolved("dense_dropout"))
     steps_per_epoch = max(1, -(-len(train) // cfg.batch_size))
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate(cfg, steps_per_epoch)),
+        optimizer=optimizer(cfg, steps_per_epoch),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
     )
@@ -88,7 +102,9 @@ def run(cfg: CifarExportConfig) -> dict:
             },
             "training": {
                 "epochs": cfg.epochs, "epochs_run": epochs_run, "batch_size": cfg.batch_size,
-                "learning_rate": cfg.resolved("learning_rate"), "optimizer": "Adam", "augment": cfg.augments,
+                "learning_rate": cfg.resolved("learning_rate"),
+                "optimizer": "AdamW" if cfg.resolved("weight_decay") else "Adam",
+                "weight_decay": cfg.resolved("weight_decay"), "augment": cfg.augments,
                 "conv_dropout": cfg.resolved("conv_dropout"), "dense_dropout": cfg.resolved("dense_dropout"),
                 "test_time_flip": cfg.resolved("test_time_flip"), "test_accuracy_without_flip": plain,
                 "recipe": cfg.recipe, "lr_schedule": "constant" if cfg.recipe == "reference" else "warmup+cosine",

@@ -18,8 +18,10 @@ CIFAR_RECIPES = ("reference", "improved")
 # What each CIFAR recipe uses where its command line leaves a setting at "recipe's" (None). The reference numerics
 # are the reference project's; the improved recipe's values are the best measured (README, "Measured results").
 RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "reference": {"learning_rate": 1e-3, "conv_dropout": 0.2, "dense_dropout": 0.2, "test_time_flip": False},
-    "improved": {"learning_rate": 1e-3, "conv_dropout": 0.0, "dense_dropout": 0.2, "test_time_flip": True},
+    "reference": {"learning_rate": 1e-3, "conv_dropout": 0.2, "dense_dropout": 0.2, "test_time_flip": False,
+                  "weight_decay": 0.0},
+    "improved": {"learning_rate": 1e-3, "conv_dropout": 0.0, "dense_dropout": 0.2, "test_time_flip": True,
+                 "weight_decay": 0.0},
 }
 
 
@@ -100,6 +102,9 @@ class CifarExportConfig(TrainingOptions):
                                         "(reference 0.2, improved 0)", group="model", type=float)
     dense_dropout: float | None = option(None, "dropout rate before and after the dense layers; default: the "
                                          "recipe's (0.2)", group="model", type=float)
+    weight_decay: float | None = option(None, "decoupled weight decay (AdamW: each step shrinks kernels by rate × "
+                                        "decay; biases and batch-norm scales/offsets are left alone); 0: plain "
+                                        "Adam; default: the recipe's (0)", type=float)
     test_time_flip: bool | None = option(None, "serve the mean of the probabilities for the image and its mirror "
                                          "image (in the exported graph; twice the compute per image); default: the "
                                          "recipe's (reference off, improved on)", group="model",

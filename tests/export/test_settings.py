@@ -85,3 +85,5 @@ def test_recipe_defaults_fill_what_the_command_line_leaves_unset():
     assert (given.resolved("learning_rate"), given.resolved("conv_dropout"), given.resolved("test_time_flip")) == (
         2e-3, 0.1, False)
     assert parse("--test-time-flip").resolved("test_time_flip") is True
+    assert (reference.resolved("weight_decay"), parse("--weight-decay", "0.05").resolved("weight_decay")) == (0.0,
+                                                                                                              0.05)
