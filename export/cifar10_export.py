@@ -67,7 +67,8 @@ def run(cfg: CifarExportConfig) -> dict:
     logger.info("data: %s — %d train, %d validation, %d test images", splits.source, len(train), len(val),
                 len(splits.test))
     model = build_model(len(class_names), augment=cfg.augments, seed=cfg.seed,
-                        conv_dropout=cfg.resolved("conv_dropout"), dense_dropout=cfg.resolved("dense_dropout"))
+                        conv_dropout=cfg.resolved("conv_dropout"), dense_dropout=cfg.resolved("dense_dropout"),
+                        random_erasing=cfg.resolved("random_erasing"))
     steps_per_epoch = max(1, -(-len(train) // cfg.batch_size))
     model.compile(
         optimizer=optimizer(cfg, steps_per_epoch),
@@ -106,6 +107,7 @@ def run(cfg: CifarExportConfig) -> dict:
                 "optimizer": "AdamW" if cfg.resolved("weight_decay") else "Adam",
                 "weight_decay": cfg.resolved("weight_decay"), "augment": cfg.augments,
                 "conv_dropout": cfg.resolved("conv_dropout"), "dense_dropout": cfg.resolved("dense_dropout"),
+                "random_erasing": cfg.resolved("random_erasing"),
                 "test_time_flip": cfg.resolved("test_time_flip"), "test_accuracy_without_flip": plain,
                 "recipe": cfg.recipe, "lr_schedule": "constant" if cfg.recipe == "reference" else "warmup+cosine",
                 "seed": cfg.seed, "seconds": round(time.monotonic() - started, 1),

@@ -12,20 +12,27 @@ PARAMETER_COUNT = 2_264_458
 
 
 def build_model(num_classes: int = len(CLASS_NAMES), augment: bool = False, seed: int = 42,
-                conv_dropout: float = DROPOUT, dense_dropout: float = DROPOUT) -> keras.Model:
+                conv_dropout: float = DROPOUT, dense_dropout: float = DROPOUT,
+                random_erasing: float = 0.0) -> keras.Model:
     """Conv32 → Conv64 → Pool → Conv64 → Pool → Conv128 → Flatten → Dense256 → Dense128 → softmax.
 
     Each block is Conv/Dense → ReLU → (MaxPool) → Dropout → BatchNorm; dense layers use MaxNorm(3). The reference
     drops 20 % everywhere; the rates are arguments (the layers stay, a rate of 0 passes values through) so that a
     recipe can regularise less without changing the architecture.
     Scaling to [0, 1] is the first layer, so every serving signature gets it. Augmentation (random flip and
-    shift) is only active in training.
+    shift, and with `random_erasing` > 0 Keras's random erasing: that fraction of the training images gets a
+    rectangle of noise) is only active in training and changes no parameter count.
     """
+    if not 0.0 <= random_erasing <= 1.0:
+        raise ValueError(f"random erasing must be a fraction of images in [0, 1], got {random_erasing}")
     inputs = keras.Input(shape=(*INPUT_SIZE, 3), name="pixels")
     x = layers.Rescaling(1.0 / 255, name="scale_0_1")(inputs)
     if augment:
         x = layers.RandomFlip("horizontal", seed=seed, name="augment_flip")(x)
         x = layers.RandomTranslation(0.1, 0.1, seed=seed, name="augment_shift")(x)
+    if random_erasing:
+        x = layers.RandomErasing((random_erasing, random_erasing), value_range=(0.0, 1.0), seed=seed,
+                                 name="augment_erase")(x)
 
     def conv_block(x, filters: int, pool: bool, n: int):
         x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{n}")(x)

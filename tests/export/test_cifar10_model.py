@@ -1,3 +1,6 @@
+import numpy as np
+import pytest
+
 from export.cifar10_model import PARAMETER_COUNT, build_model
 
 
@@ -44,3 +47,22 @@ def test_dropout_rates_are_arguments_that_keep_the_layers_and_the_parameter_coun
     assert rates == {"dropout_conv1": 0.0, "dropout_conv2": 0.0, "dropout_conv3": 0.0, "dropout_conv4": 0.0,
                      "dropout_flat": 0.3, "dropout_dense1": 0.3, "dropout_dense2": 0.3}
     assert {layer.rate for layer in build_model().layers if type(layer).__name__ == "Dropout"} == {0.2}
+
+
+def test_random_erasing_noises_a_rectangle_in_some_training_images_only_and_adds_no_parameters():
+    model = build_model(augment=True, random_erasing=1.0, seed=3)
+    assert model.count_params() == 2_264_458
+    erase = model.get_layer("augment_erase")
+    images = np.full((8, 32, 32, 3), 0.5, dtype="float32")
+    erased = erase(images, training=True).numpy()
+    changed = (erased != images).any(axis=-1)
+    assert changed.any(axis=(1, 2)).all()  # a fraction of 1.0 erases every image
+    assert (changed.mean(axis=(1, 2)) < 0.5).all()  # a rectangle, not the whole image
+    assert ((erased >= 0.0) & (erased <= 1.0)).all()  # noise stays in the scaled pixel range
+    assert np.array_equal(erase(images, training=False).numpy(), images)
+    assert not any(layer.name == "augment_erase" for layer in build_model(augment=True).layers)
+
+
+def test_random_erasing_outside_zero_to_one_is_refused_with_the_value():
+    with pytest.raises(ValueError, match="1.5"):
+        build_model(augment=True, random_erasing=1.5)

@@ -87,3 +87,6 @@ def test_recipe_defaults_fill_what_the_command_line_leaves_unset():
     assert parse("--test-time-flip").resolved("test_time_flip") is True
     assert (reference.resolved("weight_decay"), parse("--weight-decay", "0.05").resolved("weight_decay")) == (0.0,
                                                                                                               0.05)
+    assert (improved.resolved("conv_dropout"), improved.resolved("dense_dropout")) == (0.0, 0.0)
+    assert (improved.resolved("random_erasing"), parse("--random-erasing", "0.5").resolved("random_erasing")) == (
+        0.0, 0.5)
