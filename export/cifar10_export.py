@@ -14,7 +14,7 @@ from export.image_data import stratified_limit, stratified_split
 from export.publishing import PublishSettings, TrainedModel, stage_gate_publish
 from export.settings import Cifar100ExportConfig, CifarExportConfig
 from export.test_time_flip import with_test_time_flip
-from export.training import TrainSettings, fit
+from export.training import SmoothedSparseCrossentropy, TrainSettings, fit
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,14 @@ def optimizer(cfg: CifarExportConfig, steps_per_epoch: int) -> keras.optimizers.
     return adamw
 
 
+def loss(cfg: CifarExportConfig, num_classes: int) -> str | keras.losses.Loss:
+    """Sparse cross-entropy, or with `label_smoothing` the smoothed cross-entropy over one-hot targets."""
+    smoothing = cfg.resolved("label_smoothing")
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"label smoothing must be in [0, 1), got {smoothing}")
+    return SmoothedSparseCrossentropy(num_classes, smoothing) if smoothing else "sparse_categorical_crossentropy"
+
+
 def load_splits(cfg: CifarExportConfig) -> cifar10_data.CifarSplits:
     """CIFAR-10 (any of its loaders) or, for a `Cifar100ExportConfig`, CIFAR-100 with the chosen label mode."""
     if isinstance(cfg, Cifar100ExportConfig):
@@ -72,7 +80,7 @@ def run(cfg: CifarExportConfig) -> dict:
     steps_per_epoch = max(1, -(-len(train) // cfg.batch_size))
     model.compile(
         optimizer=optimizer(cfg, steps_per_epoch),
-        loss="sparse_categorical_crossentropy",
+        loss=loss(cfg, len(class_names)),
         metrics=["accuracy"],
     )
     fit_started = time.monotonic()
@@ -108,6 +116,7 @@ def run(cfg: CifarExportConfig) -> dict:
                 "weight_decay": cfg.resolved("weight_decay"), "augment": cfg.augments,
                 "conv_dropout": cfg.resolved("conv_dropout"), "dense_dropout": cfg.resolved("dense_dropout"),
                 "random_erasing": cfg.resolved("random_erasing"),
+                "label_smoothing": cfg.resolved("label_smoothing"),
                 "test_time_flip": cfg.resolved("test_time_flip"), "test_accuracy_without_flip": plain,
                 "recipe": cfg.recipe, "lr_schedule": "constant" if cfg.recipe == "reference" else "warmup+cosine",
                 "seed": cfg.seed, "seconds": round(time.monotonic() - started, 1),

@@ -19,9 +19,9 @@ CIFAR_RECIPES = ("reference", "improved")
 # are the reference project's; the improved recipe's values are the best measured (README, "Measured results").
 RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
     "reference": {"learning_rate": 1e-3, "conv_dropout": 0.2, "dense_dropout": 0.2, "test_time_flip": False,
-                  "weight_decay": 0.0, "random_erasing": 0.0},
+                  "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.0},
     "improved": {"learning_rate": 1e-3, "conv_dropout": 0.0, "dense_dropout": 0.0, "test_time_flip": True,
-                 "weight_decay": 0.0, "random_erasing": 0.0},
+                 "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.0},
 }
 
 
@@ -105,6 +105,9 @@ class CifarExportConfig(TrainingOptions):
     weight_decay: float | None = option(None, "decoupled weight decay (AdamW: each step shrinks kernels by rate × "
                                         "decay; biases and batch-norm scales/offsets are left alone); 0: plain "
                                         "Adam; default: the recipe's (0)", type=float)
+    label_smoothing: float | None = option(None, "cross-entropy against targets of 1 - S for the true class and "
+                                           "S / classes spread over all classes (Keras's label_smoothing); "
+                                           "default: the recipe's (0)", type=float, metavar="S")
     random_erasing: float | None = option(None, "fraction of training images in which Keras's RandomErasing "
                                           "replaces a random rectangle with noise (training only); default: the "
                                           "recipe's (0)", group="model", type=float, metavar="FRACTION")

@@ -43,3 +43,34 @@ def test_weight_decay_shrinks_kernels_and_leaves_biases_and_batch_norm_alone():
         else:
             assert variable.name in ("bias", "gamma", "beta"), variable.name
             np.testing.assert_array_equal(new, old)
+
+
+def test_no_label_smoothing_keeps_keras_sparse_cross_entropy():
+    from export.cifar10_export import loss
+
+    assert loss(_config(), num_classes=10) == "sparse_categorical_crossentropy"
+
+
+def test_label_smoothing_matches_keras_smoothed_cross_entropy_on_one_hot_labels():
+    import keras
+
+    from export.cifar10_export import loss
+
+    chosen = loss(_config("--label-smoothing", "0.1"), num_classes=4)
+    labels = np.array([0, 3, 2], "int64")
+    probabilities = np.array([[0.7, 0.1, 0.1, 0.1], [0.2, 0.2, 0.2, 0.4], [0.05, 0.05, 0.85, 0.05]], "float32")
+    expected = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(np.eye(4, dtype="float32")[labels],
+                                                                         probabilities)
+    assert float(chosen(labels, probabilities)) == pytest.approx(float(expected), rel=1e-6)
+    # Smoothing raises the loss of a confident right answer: targets are 0.925 / 0.025, not 1 / 0.
+    assert float(chosen(labels, probabilities)) > float(keras.losses.SparseCategoricalCrossentropy()(labels,
+                                                                                                     probabilities))
+    restored = keras.losses.deserialize(keras.losses.serialize(chosen))
+    assert (restored.num_classes, restored.label_smoothing) == (4, 0.1)
+
+
+def test_label_smoothing_outside_zero_to_one_is_refused_with_the_value():
+    from export.cifar10_export import loss
+
+    with pytest.raises(ValueError, match="1.5"):
+        loss(_config("--label-smoothing", "1.5"), num_classes=10)

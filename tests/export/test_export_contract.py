@@ -212,7 +212,8 @@ def test_test_time_flip_export_serves_one_answer_for_an_image_and_its_mirror(tmp
     training = json.loads((path / "assets.extra" / "export_metadata.json").read_text())["training"]
     assert training["recipe"] == "improved" and training["test_time_flip"] is True
     assert (training["conv_dropout"], training["dense_dropout"], training["learning_rate"]) == (0.0, 0.0, 1e-3)
-    assert (training["optimizer"], training["weight_decay"], training["random_erasing"]) == ("Adam", 0.0, 0.0)
+    assert (training["optimizer"], training["weight_decay"], training["random_erasing"],
+            training["label_smoothing"]) == ("Adam", 0.0, 0.0, 0.0)
     assert 0.0 <= training["test_accuracy_without_flip"] <= 1.0
     encoded = [p.read_bytes() for p in real_jpegs[:8]]
     assert graph_mode_vs_tf2(path, encoded, (32, 32)) == {"serving_default": 0.0, "predict_pixels": 0.0,

@@ -90,3 +90,5 @@ def test_recipe_defaults_fill_what_the_command_line_leaves_unset():
     assert (improved.resolved("conv_dropout"), improved.resolved("dense_dropout")) == (0.0, 0.0)
     assert (improved.resolved("random_erasing"), parse("--random-erasing", "0.5").resolved("random_erasing")) == (
         0.0, 0.5)
+    assert (improved.resolved("label_smoothing"), parse("--label-smoothing", "0.1").resolved("label_smoothing")) \
+        == (0.0, 0.1)
