@@ -5,53 +5,17 @@ from __future__ import annotations
 import logging
 import time
 
-import keras
-
 from export import cifar10_data, repository
 from export.cifar10_model import build_model
+from export.cifar10_recipe import loss, optimizer, optimizer_name
 from export.evaluation import evaluate
 from export.image_data import stratified_limit, stratified_split
 from export.publishing import PublishSettings, TrainedModel, stage_gate_publish
 from export.settings import Cifar100ExportConfig, CifarExportConfig
 from export.test_time_flip import with_test_time_flip
-from export.training import SmoothedSparseCrossentropy, TrainSettings, fit
+from export.training import TrainSettings, fit
 
 logger = logging.getLogger(__name__)
-
-
-def learning_rate(cfg: CifarExportConfig, steps_per_epoch: int) -> float | keras.optimizers.schedules.CosineDecay:
-    """The reference recipe's constant rate, or the improved recipe's: linear warmup to the rate over the first
-    epoch (batch-norm statistics settle before full steps), then cosine decay to 0 by the last step."""
-    rate = cfg.resolved("learning_rate")
-    if cfg.recipe == "reference":
-        return rate
-    warmup = steps_per_epoch if cfg.epochs > 1 else 0
-    return keras.optimizers.schedules.CosineDecay(
-        0.0 if warmup else rate, decay_steps=max(1, cfg.epochs * steps_per_epoch - warmup),
-        warmup_target=rate if warmup else None, warmup_steps=warmup,
-    )
-
-
-# Variables decoupled weight decay leaves alone (Keras matches these against each variable's short name).
-NO_DECAY_VARIABLES = ("bias", "gamma", "beta")
-
-
-def optimizer(cfg: CifarExportConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """Adam at the recipe's rate, or AdamW when a weight decay is set (kernels only)."""
-    rate, decay = learning_rate(cfg, steps_per_epoch), cfg.resolved("weight_decay")
-    if not decay:
-        return keras.optimizers.Adam(rate)
-    adamw = keras.optimizers.AdamW(rate, weight_decay=decay)
-    adamw.exclude_from_weight_decay(var_names=list(NO_DECAY_VARIABLES))
-    return adamw
-
-
-def loss(cfg: CifarExportConfig, num_classes: int) -> str | keras.losses.Loss:
-    """Sparse cross-entropy, or with `label_smoothing` the smoothed cross-entropy over one-hot targets."""
-    smoothing = cfg.resolved("label_smoothing")
-    if not 0.0 <= smoothing < 1.0:
-        raise ValueError(f"label smoothing must be in [0, 1), got {smoothing}")
-    return SmoothedSparseCrossentropy(num_classes, smoothing) if smoothing else "sparse_categorical_crossentropy"
 
 
 def load_splits(cfg: CifarExportConfig) -> cifar10_data.CifarSplits:
@@ -112,7 +76,7 @@ def run(cfg: CifarExportConfig) -> dict:
             "training": {
                 "epochs": cfg.epochs, "epochs_run": epochs_run, "batch_size": cfg.batch_size,
                 "learning_rate": cfg.resolved("learning_rate"),
-                "optimizer": "AdamW" if cfg.resolved("weight_decay") else "Adam",
+                "optimizer": optimizer_name(cfg),
                 "weight_decay": cfg.resolved("weight_decay"), "augment": cfg.augments,
                 "conv_dropout": cfg.resolved("conv_dropout"), "dense_dropout": cfg.resolved("dense_dropout"),
                 "random_erasing": cfg.resolved("random_erasing"),

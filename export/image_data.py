@@ -6,11 +6,12 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import tensorflow as tf
 
-from export.preprocessing import IMAGE_EXTENSIONS, decode_to_uint8
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ class LabeledImages:
 
     def dataset(self) -> tf.data.Dataset:
         """A `tf.data.Dataset` of (uint8 image, int64 label) with `class_names` attached."""
+        import tensorflow as tf
+
         ds = tf.data.Dataset.from_tensor_slices((self.images, self.labels))
         ds.class_names = list(self.class_names)
         return ds
@@ -108,6 +111,8 @@ def list_class_folders(root: Path) -> list[str]:
 
 def list_images(folder: Path) -> list[Path]:
     """Image files under `folder` (recursive), by extension; other files are ignored."""
+    from export.preprocessing import IMAGE_EXTENSIONS  # TensorFlow: imported when images are read, not before
+
     files = []
     for dirpath, _dirs, names in os.walk(folder):
         for n in names:
@@ -136,6 +141,8 @@ def read_class_folders(
         folder = (folder_for or {}).get(name, root / name)
         files = list_images(folder)
         if not files:
+            from export.preprocessing import IMAGE_EXTENSIONS
+
             raise DataError(f"class folder {str(folder)!r} has no images ({', '.join(IMAGE_EXTENSIONS)})")
         paths.extend(str(f) for f in files)
         labels.extend([label] * len(files))
@@ -151,6 +158,10 @@ def read_class_folders(
 
 def decode_files(paths: list[str], size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Decode image files in parallel; returns (uint8 images of the readable ones, boolean mask of readable)."""
+    import tensorflow as tf
+
+    from export.preprocessing import decode_to_uint8
+
     height, width = size
     if not paths:
         return np.zeros((0, height, width, 3), np.uint8), np.zeros((0,), bool)

@@ -15,13 +15,14 @@ from typing import Any
 
 BACKBONE_NAMES = ("efficientnetb0", "mobilenetv2", "resnet50")  # export.transfer_model.BACKBONES' keys
 CIFAR_RECIPES = ("reference", "improved")
+OPTIMIZERS = ("adam", "sgd")
 # What each CIFAR recipe uses where its command line leaves a setting at "recipe's" (None). The reference numerics
 # are the reference project's; the improved recipe's values are the best measured (README, "Measured results").
 RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
     "reference": {"learning_rate": 1e-3, "conv_dropout": 0.2, "dense_dropout": 0.2, "test_time_flip": False,
-                  "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.0},
+                  "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.0, "optimizer": "adam"},
     "improved": {"learning_rate": 1e-3, "conv_dropout": 0.0, "dense_dropout": 0.0, "test_time_flip": True,
-                 "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.0},
+                 "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.0, "optimizer": "adam"},
 }
 
 
@@ -96,12 +97,14 @@ class CifarExportConfig(TrainingOptions):
                          "improved: the same CNN with random flip/shift augmentation, the rate warmed up over "
                          "the first epoch, then cosine-decayed to 0, no dropout (the layers stay at rate 0), "
                          "test-time flip", choices=CIFAR_RECIPES)
-    learning_rate: float | None = option(None, "Adam learning rate (the improved recipe's peak rate); default: the "
+    learning_rate: float | None = option(None, "learning rate (the improved recipe's peak rate); default: the "
                                          "recipe's", type=float)
     conv_dropout: float | None = option(None, "dropout rate after each conv block; default: the recipe's "
                                         "(reference 0.2, improved 0)", group="model", type=float)
     dense_dropout: float | None = option(None, "dropout rate before and after the dense layers; default: the "
                                          "recipe's (reference 0.2, improved 0)", group="model", type=float)
+    optimizer: str | None = option(None, "adam, or sgd: SGD with Nesterov momentum 0.9 (give it its own "
+                                   "--learning-rate, e.g. 0.05); default: the recipe's (adam)", choices=OPTIMIZERS)
     weight_decay: float | None = option(None, "decoupled weight decay (AdamW: each step shrinks kernels by rate × "
                                         "decay; biases and batch-norm scales/offsets are left alone); 0: plain "
                                         "Adam; default: the recipe's (0)", type=float)

@@ -17,26 +17,6 @@ from export.image_data import LabeledImages
 logger = logging.getLogger(__name__)
 
 
-@keras.saving.register_keras_serializable(package="export")
-class SmoothedSparseCrossentropy(keras.losses.Loss):
-    """Keras's categorical cross-entropy with `label_smoothing`, fed integer labels: Keras's sparse cross-entropy
-    has no smoothing, and one-hot labels would change the input pipeline and every metric."""
-
-    def __init__(self, num_classes: int, label_smoothing: float, name: str = "smoothed_sparse_crossentropy",
-                 **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.num_classes = num_classes
-        self.label_smoothing = label_smoothing
-
-    def call(self, y_true, y_pred):
-        labels = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,))
-        one_hot = keras.ops.one_hot(labels, self.num_classes, dtype=y_pred.dtype)
-        return keras.losses.categorical_crossentropy(one_hot, y_pred, label_smoothing=self.label_smoothing)
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "num_classes": self.num_classes, "label_smoothing": self.label_smoothing}
-
-
 @dataclass(frozen=True)
 class TrainSettings:
     """How to fit a compiled model."""

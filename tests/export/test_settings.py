@@ -57,7 +57,7 @@ def test_help_and_argument_errors_do_not_import_tensorflow():
 
 
 def test_improved_recipe_augments_and_warms_up_then_decays_the_rate_to_zero():
-    from export.cifar10_export import learning_rate
+    from export.cifar10_recipe import learning_rate
 
     reference = settings.CifarExportConfig(data="d")
     assert reference.recipe == "reference" and not reference.augments

@@ -1,0 +1,147 @@
+"""`python -m export.recipe_trial`: one training run of a CIFAR-10 recipe on any Keras backend; publishes nothing.
+
+It takes `python -m export cifar10`'s training options and runs the same model (`cifar10_model.build_model`), the
+same numerics (`cifar10_recipe`: schedule, optimizer, loss) and the same stratified subsets and splits, but no
+TensorFlow: with `KERAS_BACKEND=jax` (or `torch`) on an accelerator, a 25-epoch recipe takes minutes instead of
+two hours on 2 CPU cores, so recipes can be compared before one is trained for real on the product's path
+(TensorFlow, exported, gated, published). Images come from the shared JPEG tarballs (`cifar10-train-jpg.tar.gz`,
+`cifar10-test-dev-jpg.tar.gz`), decoded by Pillow with libjpeg's accurate integer IDCT as `export.preprocessing`
+decodes them. The result (learning curve with test accuracy per epoch, final test accuracy with and without
+test-time flip, wall time, images/s) is one JSON line on stdout and, with `--json`, a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+TRAIN_TARBALL, TEST_TARBALL = "cifar10-train-jpg.tar.gz", "cifar10-test-dev-jpg.tar.gz"
+
+
+def read_tarball(path: Path, split: str, class_names: list[str]):
+    """`split/<class>/<file>.jpg` members of a shared tarball as `LabeledImages`, in class then file-name order
+    (the order `image_data.read_class_folders` reads the extracted folders in)."""
+    from PIL import Image
+
+    from export.image_data import DataError, LabeledImages
+
+    if not path.is_file():
+        raise DataError(f"missing {str(path)!r}: --data must be the folder with the shared CIFAR-10 tarballs")
+    found: list[tuple[int, str, np.ndarray]] = []
+    with tarfile.open(path) as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) != 3 or parts[0] != split or parts[1] not in class_names:
+                continue
+            with Image.open(io.BytesIO(tar.extractfile(member).read())) as img:
+                found.append((class_names.index(parts[1]), parts[2], np.asarray(img.convert("RGB"), np.uint8)))
+    if not found:
+        raise DataError(f"no {split}/<class>/ images in {str(path)!r}")
+    found.sort(key=lambda item: (item[0], item[1]))
+    return LabeledImages(np.stack([img for _, _, img in found]), np.array([c for c, _, _ in found], np.int64),
+                         list(class_names))
+
+
+def run(cfg, json_path: Path | None = None) -> dict:
+    """Train `cfg`'s recipe on the current Keras backend and measure it on the test images."""
+    import keras
+
+    from export.cifar10_data import CLASS_NAMES
+    from export.cifar10_model import build_model
+    from export.cifar10_recipe import loss, optimizer
+    from export.evaluation import metrics_from_predictions, predict_probabilities
+    from export.image_data import stratified_limit, stratified_split
+    from export.test_time_flip import with_test_time_flip
+
+    started = time.monotonic()
+    data = Path(cfg.data)
+    train = read_tarball(data / TRAIN_TARBALL, "train", CLASS_NAMES)
+    test = read_tarball(data / TEST_TARBALL, "test", CLASS_NAMES)
+    train, val = stratified_split(stratified_limit(train, cfg.limit, cfg.seed), cfg.val_split, cfg.seed)
+    logger.info("backend %s: %d train, %d validation, %d test images (read in %.0f s)", keras.backend.backend(),
+                len(train), len(val), len(test), time.monotonic() - started)
+
+    keras.utils.set_random_seed(cfg.seed)
+    model = build_model(len(CLASS_NAMES), augment=cfg.augments, seed=cfg.seed,
+                        conv_dropout=cfg.resolved("conv_dropout"), dense_dropout=cfg.resolved("dense_dropout"),
+                        random_erasing=cfg.resolved("random_erasing"))
+    steps_per_epoch = max(1, -(-len(train) // cfg.batch_size))
+    model.compile(optimizer=optimizer(cfg, steps_per_epoch), loss=loss(cfg, len(CLASS_NAMES)), metrics=["accuracy"])
+
+    def test_accuracy(m) -> float:
+        predicted = predict_probabilities(m, test).argmax(axis=1)
+        return metrics_from_predictions(test.labels, predicted, test.class_names)["test_accuracy"]
+
+    curve: list[float] = []
+
+    def after_epoch(epoch: int, logs: dict) -> None:
+        curve.append(test_accuracy(model))
+        logger.info("epoch %d: test accuracy %.4f (%.0f s)", epoch + 1, curve[-1], time.monotonic() - fit_started)
+
+    per_epoch = keras.callbacks.LambdaCallback(on_epoch_end=after_epoch)
+    fit_started = time.monotonic()
+    history = model.fit(
+        train.images.astype(np.float32), train.labels, batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=True,
+        validation_data=(val.images.astype(np.float32), val.labels) if len(val) else None,
+        callbacks=[per_epoch], verbose=2,
+    )
+    fit_seconds = time.monotonic() - fit_started
+    plain = curve[-1] if curve else test_accuracy(model)
+    flipped = test_accuracy(with_test_time_flip(model))
+    result = {
+        "backend": keras.backend.backend(),
+        "recipe": cfg.recipe, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed,
+        **{k: cfg.resolved(k) for k in ("optimizer", "learning_rate", "conv_dropout", "dense_dropout", "weight_decay",
+                                        "random_erasing", "label_smoothing")},
+        "augment": cfg.augments, "train_images": len(train), "validation_images": len(val), "test_images": len(test),
+        "parameters": model.count_params(),
+        "test_accuracy": plain, "test_accuracy_with_flip": flipped,
+        "test_accuracy_curve": [round(a, 4) for a in curve],
+        "history": {k: [round(float(v), 4) for v in vals] for k, vals in history.history.items()},
+        "fit_seconds": round(fit_seconds, 1),
+        "images_per_second": round(len(train) * cfg.epochs / fit_seconds, 1) if fit_seconds else None,
+    }
+    if json_path:
+        json_path.write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse `export cifar10`'s options (plus --json), run one trial, print its JSON line."""
+    from export import settings
+
+    parser = argparse.ArgumentParser(
+        prog="python -m export.recipe_trial",
+        description="Train the CIFAR-10 CNN with a recipe on the current Keras backend (KERAS_BACKEND) and report "
+                    "test accuracy; publishes nothing. --data: the folder with the shared CIFAR-10 JPEG tarballs.",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the result to this file")
+    settings.add_options(parser, settings.CifarExportConfig)
+    args = parser.parse_args(argv)
+    json_path = args.json
+    del args.json
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from export.image_data import DataError
+
+    cfg = settings.from_args(settings.CifarExportConfig, args)
+    try:
+        result = run(cfg, json_path)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
