@@ -124,9 +124,11 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m export.recipe_trial",
         description="Train the CIFAR-10 CNN with a recipe on the current Keras backend (KERAS_BACKEND) and report "
                     "test accuracy; publishes nothing. --data: the folder with the shared CIFAR-10 JPEG tarballs.",
+        epilog="Options of `python -m export cifar10` that this ignores: --test-time-flip (both figures are always "
+               "reported), --early-stopping, --logdir, --log-every-steps, --resume, --strict, --cache-dir.",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the result to this file")
-    settings.add_options(parser, settings.CifarExportConfig)
+    settings.add_options(parser, settings.CifarExportConfig, only=("data", "model", "training"))
     args = parser.parse_args(argv)
     json_path = args.json
     del args.json

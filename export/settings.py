@@ -185,12 +185,16 @@ class ImagenetExportConfig(PublishOptions):
     name: str = option("imagenet", "model name in the repository", group="publishing")
 
 
-def add_options(parser: argparse.ArgumentParser, config_class: type) -> None:
-    """One option per field of `config_class`, in argument groups, defaults shown in the help."""
+def add_options(parser: argparse.ArgumentParser, config_class: type,
+                only: tuple[str, ...] = ("data", "model", "training", "publishing")) -> None:
+    """One option per field of `config_class` in the argument groups named in `only`, defaults shown in the help
+    (fields of the other groups keep their defaults in `from_args`)."""
     groups: dict[str, argparse._ArgumentGroup] = {}
     for f in sorted(dataclasses.fields(config_class), key=lambda f: ("data", "model", "training", "publishing")
                     .index(f.metadata["group"])):
         meta = f.metadata
+        if meta["group"] not in only:
+            continue
         group = groups.setdefault(meta["group"], parser.add_argument_group(meta["group"]))
         kwargs = dict(meta["argparse"])
         default = f.default if f.default is not dataclasses.MISSING else (
@@ -218,6 +222,8 @@ def from_args(config_class: type, args: argparse.Namespace):
     """The frozen config from parsed arguments (repeatable options become tuples)."""
     values = {}
     for f in dataclasses.fields(config_class):
+        if not hasattr(args, f.name):  # a group the parser left out: the field's default
+            continue
         value = getattr(args, f.name)
         values[f.name] = tuple(value) if isinstance(value, list) else value
     return config_class(**values)
