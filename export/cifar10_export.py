@@ -53,7 +53,8 @@ def run(cfg: CifarExportConfig) -> dict:
         checkpoint_dir=cfg.cache_dir / "checkpoints" / cfg.name, resume=cfg.resume,
         early_stopping=cfg.early_stopping, log_every_steps=cfg.log_every_steps,
     ))
-    fit_seconds = time.monotonic() - fit_started  # this process's part when resumed
+    # The epochs' wall time, across the runs of a resumed fit (this process's own when nothing was recorded).
+    fit_seconds = sum(history.get("epoch_seconds", [])) or time.monotonic() - fit_started
     epochs_run = len(history.get("loss", []))
     plain = None
     if cfg.resolved("test_time_flip"):

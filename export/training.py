@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -65,6 +67,44 @@ class ProgressLog(keras.callbacks.Callback):
                     logs.get("accuracy", float("nan")), eta)
 
 
+class EpochRecord(keras.callbacks.Callback):
+    """Keeps every finished epoch's metrics and wall time (`epoch_seconds`) in `history.json` beside the resume
+    checkpoint, so a resumed fit reports the whole learning curve and training time, not only its own epochs.
+    Placed before BackupAndRestore: an epoch is recorded here no later than it is checkpointed."""
+
+    FILE = "history.json"
+
+    def __init__(self, directory: Path | None, earlier: dict[str, list[float]]):
+        super().__init__()
+        self.path = directory / self.FILE if directory else None
+        self.history = {k: list(v) for k, v in earlier.items()}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {**{k: float(v) for k, v in (logs or {}).items()}, "epoch_seconds": time.monotonic() - self._started}
+        for key, value in row.items():
+            self.history.setdefault(key, []).append(value)
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".tmp")
+        partial.write_text(json.dumps(self.history))
+        os.replace(partial, self.path)
+
+
+def restored_history(checkpoint_dir: Path) -> dict[str, list[float]]:
+    """The epochs a resumed fit starts after: `history.json` cut to the epoch count of Keras's own backup
+    metadata (the checkpoint the weights come from); empty when there is nothing to resume."""
+    try:
+        done = int(json.loads((checkpoint_dir / "training_metadata.json").read_text())["epoch"])
+        saved = json.loads((checkpoint_dir / EpochRecord.FILE).read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {k: [float(x) for x in v[:done]] for k, v in saved.items() if isinstance(v, list)}
+
+
 def _duration(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
@@ -87,17 +127,24 @@ def input_pipeline(data: LabeledImages, batch_size: int, shuffle: bool, seed: in
 
 
 def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: TrainSettings) -> dict:
-    """Fit with TensorBoard, resumable backups and optional early stopping; returns history per epoch."""
+    """Fit with TensorBoard, resumable backups and optional early stopping; returns the history per epoch (every
+    metric plus `epoch_seconds`), including the epochs of earlier runs when resumed."""
     keras.utils.set_random_seed(settings.seed)
     callbacks: list[keras.callbacks.Callback] = []
     if settings.logdir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(settings.logdir), histogram_freq=0))
+    earlier: dict[str, list[float]] = {}
     if settings.checkpoint_dir:
         if not settings.resume and settings.checkpoint_dir.exists():
             shutil.rmtree(settings.checkpoint_dir)
         elif settings.resume and settings.checkpoint_dir.exists():
-            logger.info("resuming from checkpoint in %s", settings.checkpoint_dir)
-        # Saves model + optimizer + epoch every epoch; deleted after a completed fit.
+            earlier = restored_history(settings.checkpoint_dir)
+            logger.info("resuming from checkpoint in %s after epoch %d", settings.checkpoint_dir,
+                        len(earlier.get("loss", [])))
+    record = EpochRecord(settings.checkpoint_dir, earlier)
+    callbacks.append(record)
+    if settings.checkpoint_dir:
+        # Saves model + optimizer + epoch every epoch; deleted (with history.json) after a completed fit.
         callbacks.append(keras.callbacks.BackupAndRestore(str(settings.checkpoint_dir), delete_checkpoint=True))
     if settings.early_stopping and len(val):
         callbacks.append(
@@ -108,7 +155,7 @@ def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: 
         callbacks.append(ProgressLog(settings.log_every_steps, settings.batch_size))
     train_ds = input_pipeline(train, settings.batch_size, shuffle=True, seed=settings.seed)
     val_ds = input_pipeline(val, settings.batch_size, shuffle=False, seed=settings.seed) if len(val) else None
-    history = model.fit(
+    model.fit(
         train_ds,
         validation_data=val_ds,
         epochs=settings.epochs,
@@ -117,4 +164,4 @@ def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: 
         shuffle=False,  # the input pipeline shuffles
         verbose=1 if on_terminal else 2,  # a bar on a terminal, one line per epoch otherwise
     )
-    return {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    return record.history  # Keras's History would hold only this run's epochs when resumed

@@ -151,7 +151,12 @@ def resolve_project_model(path: Path) -> Path:
 
 
 def load_project_model(path: Path) -> keras.Model:
-    """The Keras model behind `--backbone-from` (see `resolve_project_model`)."""
+    """The Keras model behind `--backbone-from` (see `resolve_project_model`).
+
+    `compile=False` skips the outer model's training config, but Keras still rebuilds the compile config of a
+    nested model (the CNN inside a test-time-flip export), so the project's custom losses must be registered."""
+    import export.cifar10_recipe  # noqa: F401  (registers SmoothedSparseCrossentropy with Keras)
+
     return keras.models.load_model(resolve_project_model(path), compile=False)
 
 

@@ -233,3 +233,24 @@ def test_own_classes_are_summarised_apart_from_the_caltech_classes():
     assert out["own_class_accuracy"] == {"espresso_cup": 0.25, "church_window": 0.75, "clock": None}
     assert out["own_class_mean_accuracy"] == 0.5
     assert with_class_summaries(metrics, [])["own_class_mean_accuracy"] is None
+
+
+def test_backbone_from_a_label_smoothed_flip_export_loads_in_a_fresh_process(tmp_path):
+    """A CNN compiled with the smoothed loss and wrapped for the test-time flip, as `--recipe improved
+    --label-smoothing 0.1` exports it, must load as a backbone in a process that never imported the recipe."""
+    import subprocess
+    import sys
+
+    from export.cifar10_model import build_model
+    from export.cifar10_recipe import SmoothedSparseCrossentropy
+    from export.test_time_flip import with_test_time_flip
+
+    cnn = build_model()
+    cnn.compile(optimizer="adam", loss=SmoothedSparseCrossentropy(10, 0.1))
+    path = tmp_path / "m.keras"
+    with_test_time_flip(cnn).save(path)
+    script = ("from pathlib import Path; import sys; from export.transfer_model import load_project_model; "
+              "print(load_project_model(Path(sys.argv[1])).count_params())")
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == str(cnn.count_params())

@@ -59,3 +59,42 @@ def test_progress_is_logged_every_n_steps_when_output_is_not_a_terminal(caplog):
     assert lines[0].startswith("epoch 1/2 step 4/10: ") and lines[-1].startswith("epoch 2/2 step 8/10: ")
     for line in lines:
         assert " images/s, loss " in line and ", accuracy " in line and ", ETA " in line
+
+
+def test_a_resumed_fit_reports_every_epoch_and_its_time(tmp_path, monkeypatch):
+    """Interrupted after epoch 2 of 3 and resumed, the fit returns all three epochs (metrics and `epoch_seconds`)
+    — the metadata's learning curve and training time used to cover only the resumed run's epochs."""
+    import json
+
+    from export.cifar10_model import build_model
+    from export.training import ProgressLog, TrainSettings, fit
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_second_epoch(self, epoch, logs=None):  # runs after the epoch's checkpoint was written
+        if epoch == 1:
+            raise Interrupted
+
+    data = cifar10_data.synthetic(per_class_train=8, per_class_test=2)
+    settings = TrainSettings(epochs=3, batch_size=16, seed=0, checkpoint_dir=tmp_path / "ckpt", log_every_steps=4)
+
+    def compiled():
+        model = build_model()
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    monkeypatch.setattr(ProgressLog, "on_epoch_end", stop_after_second_epoch, raising=False)
+    with pytest.raises(Interrupted):
+        fit(compiled(), data.train, data.test, settings)
+    saved = json.loads((tmp_path / "ckpt" / "history.json").read_text())
+    assert len(saved["loss"]) == 2 and len(saved["epoch_seconds"]) == 2
+    monkeypatch.undo()
+
+    from dataclasses import replace
+
+    history = fit(compiled(), data.train, data.test, replace(settings, resume=True))
+    assert {k: len(v) for k, v in history.items()} == {k: 3 for k in history}
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"} <= set(history)
+    assert history["loss"][:2] == saved["loss"] and all(s > 0 for s in history["epoch_seconds"])
+    assert not (tmp_path / "ckpt").exists()  # a completed fit removes its checkpoint
