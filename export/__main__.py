@@ -49,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     from export.publishing import GateFailed
     from export.repository import RepositoryError
 
-    config = settings.from_args(getattr(settings, SUBCOMMANDS[args.model][0]), args)
+    try:
+        config = settings.from_args(getattr(settings, SUBCOMMANDS[args.model][0]), args)
+    except ValueError as e:  # a setting out of range (the configs check themselves)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     try:
         if args.model in ("cifar10", "cifar100"):
             from export import cifar10_export

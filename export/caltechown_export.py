@@ -14,7 +14,7 @@ from export.evaluation import evaluate
 from export.image_data import LabeledImages, stratified_split
 from export.publishing import PublishSettings, TrainedModel, stage_gate_publish
 from export.settings import CaltechownConfig, ImagenetExportConfig
-from export.test_time_flip import with_test_time_flip
+from export.test_time_augmentation import with_test_time_flip
 from export.training import TrainSettings, fit
 from export.transfer_model import (
     BACKBONES,

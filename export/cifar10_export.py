@@ -12,7 +12,7 @@ from export.evaluation import evaluate
 from export.image_data import stratified_limit, stratified_split
 from export.publishing import PublishSettings, TrainedModel, stage_gate_publish
 from export.settings import Cifar100ExportConfig, CifarExportConfig
-from export.test_time_flip import with_test_time_flip
+from export.test_time_augmentation import view_count, with_test_time_views
 from export.training import TrainSettings, fit
 
 logger = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ def run(cfg: CifarExportConfig) -> dict:
     """Train and publish; returns the summary printed as the final JSON line."""
     model_dir = repository.make_model_path(cfg.model_base_path, cfg.name)
     version = repository.resolve_version(model_dir, cfg.version)  # fail fast, before training
+    flip, shift = cfg.resolved("test_time_flip"), cfg.resolved("test_time_shift")
     started = time.monotonic()
     splits = load_splits(cfg)
     class_names = list(splits.train.class_names)
@@ -56,11 +57,15 @@ def run(cfg: CifarExportConfig) -> dict:
     # The epochs' wall time, across the runs of a resumed fit (this process's own when nothing was recorded).
     fit_seconds = sum(history.get("epoch_seconds", [])) or time.monotonic() - fit_started
     epochs_run = len(history.get("loss", []))
-    plain = None
-    if cfg.resolved("test_time_flip"):
+    plain = flip_only = None
+    views = view_count(flip, shift)
+    if views > 1:
         plain = evaluate(model, splits.test)["test_accuracy"]
-        logger.info("test-time flip: test accuracy without it %.4f", plain)
-        model = with_test_time_flip(model)
+        logger.info("test-time augmentation (%d views): test accuracy of the image alone %.4f", views, plain)
+        if flip and shift:
+            flip_only = evaluate(with_test_time_views(model, flip=True), splits.test)["test_accuracy"]
+            logger.info("test accuracy of the image and its mirror image alone %.4f", flip_only)
+        model = with_test_time_views(model, flip=flip, shift=shift)
     metrics = evaluate(model, splits.test)
     logger.info("test accuracy %.4f on %d images", metrics["test_accuracy"], metrics["test_images"])
     trained = TrainedModel(
@@ -82,7 +87,8 @@ def run(cfg: CifarExportConfig) -> dict:
                 "conv_dropout": cfg.resolved("conv_dropout"), "dense_dropout": cfg.resolved("dense_dropout"),
                 "random_erasing": cfg.resolved("random_erasing"),
                 "label_smoothing": cfg.resolved("label_smoothing"),
-                "test_time_flip": cfg.resolved("test_time_flip"), "test_accuracy_without_flip": plain,
+                "test_time_flip": flip, "test_time_shift": shift, "test_time_views": views,
+                "test_accuracy_without_flip": plain, "test_accuracy_flip_only": flip_only,
                 "recipe": cfg.recipe, "lr_schedule": "constant" if cfg.recipe == "reference" else "warmup+cosine",
                 "seed": cfg.seed, "seconds": round(time.monotonic() - started, 1),
                 "fit_seconds": round(fit_seconds, 1),

@@ -6,8 +6,9 @@ TensorFlow: with `KERAS_BACKEND=jax` (or `torch`) on an accelerator, a 25-epoch 
 two hours on 2 CPU cores, so recipes can be compared before one is trained for real on the product's path
 (TensorFlow, exported, gated, published). Images come from the shared JPEG tarballs (`cifar10-train-jpg.tar.gz`,
 `cifar10-test-dev-jpg.tar.gz`), decoded by Pillow with libjpeg's accurate integer IDCT as `export.preprocessing`
-decodes them. The result (learning curve with test accuracy per epoch, final test accuracy with and without
-test-time flip, wall time, images/s) is one JSON line on stdout and, with `--json`, a file.
+decodes them. The result (learning curve with test accuracy per epoch, final test accuracy of the image alone,
+with the test-time flip and with the flip and shifted views, wall time, images/s) is one JSON line on stdout
+and, with `--json`, a file.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def run(cfg, json_path: Path | None = None) -> dict:
     from export.cifar10_recipe import loss, optimizer
     from export.evaluation import metrics_from_predictions, predict_probabilities
     from export.image_data import stratified_limit, stratified_split
-    from export.test_time_flip import with_test_time_flip
+    from export.test_time_augmentation import with_test_time_flip, with_test_time_views
 
     started = time.monotonic()
     data = Path(cfg.data)
@@ -98,6 +99,8 @@ def run(cfg, json_path: Path | None = None) -> dict:
     fit_seconds = time.monotonic() - fit_started
     plain = curve[-1] if curve else test_accuracy(model)
     flipped = test_accuracy(with_test_time_flip(model))
+    shift = cfg.resolved("test_time_shift") or 2
+    shifted = test_accuracy(with_test_time_views(model, flip=True, shift=shift))
     result = {
         "backend": keras.backend.backend(),
         "recipe": cfg.recipe, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed,
@@ -106,6 +109,7 @@ def run(cfg, json_path: Path | None = None) -> dict:
         "augment": cfg.augments, "train_images": len(train), "validation_images": len(val), "test_images": len(test),
         "parameters": model.count_params(),
         "test_accuracy": plain, "test_accuracy_with_flip": flipped,
+        "test_time_shift": shift, "test_accuracy_with_flip_and_shifts": shifted,
         "test_accuracy_curve": [round(a, 4) for a in curve],
         "history": {k: [round(float(v), 4) for v in vals] for k, vals in history.history.items()},
         "fit_seconds": round(fit_seconds, 1),
@@ -124,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m export.recipe_trial",
         description="Train the CIFAR-10 CNN with a recipe on the current Keras backend (KERAS_BACKEND) and report "
                     "test accuracy; publishes nothing. --data: the folder with the shared CIFAR-10 JPEG tarballs.",
-        epilog="Options of `python -m export cifar10` that this ignores: --test-time-flip (both figures are always "
-               "reported), --early-stopping, --logdir, --log-every-steps, --resume, --strict, --cache-dir.",
+        epilog="Options of `python -m export cifar10` that this ignores: --test-time-flip (every figure is always "
+               "reported; --test-time-shift picks the shift, default 2), --early-stopping, --logdir, "
+               "--log-every-steps, --resume, --strict, --cache-dir.",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the result to this file")
     settings.add_options(parser, settings.CifarExportConfig, only=("data", "model", "training"))

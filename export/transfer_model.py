@@ -15,7 +15,7 @@ import numpy as np
 from keras import layers
 
 from export.image_data import DataError
-from export.test_time_flip import without_test_time_flip  # also registers HorizontalFlip for loading flipped exports
+from export.test_time_augmentation import without_test_time_views  # also registers the view layers for loading
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def cifar_conv_base(source: keras.Model, size: int) -> keras.Model:
     """
     from export.cifar10_model import DROPOUT
 
-    source = without_test_time_flip(source)
+    source = without_test_time_views(source)
     names = [f"{kind}{i}" for i in range(1, 5) for kind in ("conv", "bn_conv")]
     missing = [n for n in names if n not in {layer.name for layer in source.layers}]
     if missing:
@@ -131,7 +131,7 @@ def project_head(features, filters: int = 256):
     return layers.GlobalAveragePooling2D(name="avg_pool")(x)
 
 
-def resolve_project_model(path: Path) -> Path:
+def resolve_project_model(path: Path, flag: str = "--backbone-from") -> Path:
     """The `.keras` file behind `--backbone-from`: a `.keras` file, an exported version directory (its
     assets.extra/keras_model.keras), or a model directory such as models/cifar10 (its newest version, the version
     TF Serving's default policy would serve)."""
@@ -141,23 +141,23 @@ def resolve_project_model(path: Path) -> Path:
     if path.is_dir() and not (path / "assets.extra").is_dir():
         newest = newest_version_path(path)
         if newest != path:
-            logger.info("--backbone-from %s: newest version %s", path, newest.name)
+            logger.info("%s %s: newest version %s", flag, path, newest.name)
             path = newest
     candidate = path / "assets.extra" / "keras_model.keras" if path.is_dir() else path
     if not candidate.is_file():
-        raise DataError(f"--backbone-from {str(path)!r}: no .keras model there (exports keep one in "
+        raise DataError(f"{flag} {str(path)!r}: no .keras model there (exports keep one in "
                         "assets.extra/keras_model.keras)")
     return candidate
 
 
-def load_project_model(path: Path) -> keras.Model:
+def load_project_model(path: Path, flag: str = "--backbone-from") -> keras.Model:
     """The Keras model behind `--backbone-from` (see `resolve_project_model`).
 
     `compile=False` skips the outer model's training config, but Keras still rebuilds the compile config of a
     nested model (the CNN inside a test-time-flip export), so the project's custom losses must be registered."""
     import export.cifar10_recipe  # noqa: F401  (registers SmoothedSparseCrossentropy with Keras)
 
-    return keras.models.load_model(resolve_project_model(path), compile=False)
+    return keras.models.load_model(resolve_project_model(path, flag), compile=False)
 
 
 def build_classifier(num_classes: int, size: int, backbone: str, weights: str, augment: bool, seed: int,

@@ -179,7 +179,7 @@ def test_imagenet_export_structure_without_weights(tmp_path):
 @pytest.mark.parametrize(("size", "grid", "flip"), [(48, 12, False), (64, 8, False), (96, 12, True)])
 def test_cifar_conv_base_copies_the_weights_and_pools_early_from_64_px(size, grid, flip):
     from export.cifar10_model import build_model
-    from export.test_time_flip import with_test_time_flip
+    from export.test_time_augmentation import with_test_time_flip
     from export.transfer_model import cifar_conv_base, project_head
 
     source = build_model()
@@ -243,7 +243,7 @@ def test_backbone_from_a_label_smoothed_flip_export_loads_in_a_fresh_process(tmp
 
     from export.cifar10_model import build_model
     from export.cifar10_recipe import SmoothedSparseCrossentropy
-    from export.test_time_flip import with_test_time_flip
+    from export.test_time_augmentation import with_test_time_flip
 
     cnn = build_model()
     cnn.compile(optimizer="adam", loss=SmoothedSparseCrossentropy(10, 0.1))

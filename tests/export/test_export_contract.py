@@ -199,7 +199,7 @@ def test_declared_pixels_reads_every_supported_header():
     assert int(declared_pixels(tf.constant(b"not an image"))) == 0
 
 
-def test_test_time_flip_export_serves_one_answer_for_an_image_and_its_mirror(tmp_path, real_jpegs):
+def test_improved_export_serves_the_views_mean_one_answer_for_an_image_and_its_mirror(tmp_path, real_jpegs):
     from export.cifar10_export import CifarExportConfig, run
     from export.preprocessing import decode_batch
     from serving.servable import Servable
@@ -211,6 +211,8 @@ def test_test_time_flip_export_serves_one_answer_for_an_image_and_its_mirror(tmp
     assert summary["published"], summary
     training = json.loads((path / "assets.extra" / "export_metadata.json").read_text())["training"]
     assert training["recipe"] == "improved" and training["test_time_flip"] is True
+    assert (training["test_time_shift"], training["test_time_views"]) == (2, 6)  # the recipe's default views
+    assert 0.0 <= training["test_accuracy_flip_only"] <= 1.0
     assert (training["conv_dropout"], training["dense_dropout"], training["learning_rate"]) == (0.0, 0.0, 1e-3)
     assert (training["optimizer"], training["weight_decay"], training["random_erasing"],
             training["label_smoothing"]) == ("Adam", 0.0, 0.0, 0.0)

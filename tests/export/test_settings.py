@@ -92,3 +92,19 @@ def test_recipe_defaults_fill_what_the_command_line_leaves_unset():
         0.0, 0.5)
     assert (improved.resolved("label_smoothing"), parse("--label-smoothing", "0.1").resolved("label_smoothing")) \
         == (0.0, 0.1)
+    assert (reference.resolved("test_time_shift"), improved.resolved("test_time_shift"),
+            parse("--recipe", "improved", "--test-time-shift", "0").resolved("test_time_shift")) == (0, 2, 0)
+
+
+@pytest.mark.parametrize("shift", ["-1", "16"])
+def test_a_test_time_shift_the_images_cannot_take_is_exit_2_naming_it(shift, capsys):
+    from export.__main__ import main
+
+    assert main(["cifar10", "--data", "synthetic", "--test-time-shift", shift]) == 2
+    assert f"--test-time-shift {shift}: expected a number of pixels from 0 to 15" in capsys.readouterr().err
+
+
+def test_the_settings_image_size_is_the_cifar_loaders():
+    from export.cifar10_data import INPUT_SIZE
+
+    assert INPUT_SIZE == (settings.CIFAR_IMAGE_SIZE, settings.CIFAR_IMAGE_SIZE)

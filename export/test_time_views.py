@@ -1,0 +1,112 @@
+"""What is test-time augmentation worth for a trained CIFAR model? Accuracy per set of views, on the same weights.
+
+    python -m export.test_time_views --model models/cifar10 --data ../shared/datasets
+    python -m export.test_time_views --model models/cifar10/3 --data ../shared/datasets --shifts 1,2,3
+
+The classifier inside the published version (`assets.extra/keras_model.keras`, unwrapped from the views it was
+exported with) classifies the test images through each set of views that `--test-time-flip` and
+`--test-time-shift` can export: the image alone, with its mirror image, and per shift the image and copies shifted
+that many pixels left and right (6 forward passes with the flip), or also up and down (10, measured for
+comparison, not exportable). All sets see the same images, so their differences are paired: much less noisy than
+comparing two training runs. The table gives accuracy, forward passes per image and the change against the flip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ViewsConfig:
+    """What `python -m export.test_time_views` was asked to do."""
+
+    model: Path
+    data: str
+    shifts: tuple[int, ...]
+    cache_dir: Path
+    batch_size: int
+
+
+def parse_shifts(text: str) -> tuple[int, ...]:
+    """`1,2,3` → (1, 2, 3); ValueError naming the value when one is not an integer from 1 to 15."""
+    out = []
+    for part in text.split(","):
+        if not part.strip().isdigit() or not 1 <= int(part) <= 15:
+            raise ValueError(f"shift {part.strip()!r}: expected a number of pixels from 1 to 15")
+        out.append(int(part))
+    return tuple(out)
+
+
+def run(cfg: ViewsConfig) -> dict:
+    """Test accuracy of the model's classifier under each set of views."""
+    from export import cifar10_data
+    from export.evaluation import metrics_from_predictions, predict_probabilities
+    from export.test_time_augmentation import view_count, with_test_time_views, without_test_time_views
+    from export.transfer_model import load_project_model, resolve_project_model
+
+    path = resolve_project_model(cfg.model, flag="--model")
+    classifier = without_test_time_views(load_project_model(cfg.model, flag="--model"))
+    test = cifar10_data.load(cfg.data, cfg.cache_dir).test
+    logger.info("%s: %d test images from %s", path, len(test), cfg.data)
+    sets = [("image alone", False, 0, False), ("image + mirror (--test-time-flip)", True, 0, False)]
+    for shift in cfg.shifts:
+        sets += [(f"+ shifts ±{shift} px left/right (--test-time-shift {shift})", True, shift, False),
+                 (f"+ shifts ±{shift} px left/right/up/down", True, shift, True)]
+    rows = []
+    for label, flip, shift, vertical in sets:
+        model = with_test_time_views(classifier, flip=flip, shift=shift, vertical=vertical)
+        predicted = predict_probabilities(model, test, cfg.batch_size).argmax(axis=1)
+        accuracy = metrics_from_predictions(test.labels, predicted, test.class_names)["test_accuracy"]
+        rows.append({"views": label, "forward_passes": view_count(flip, shift, vertical), "flip": flip,
+                     "shift": shift, "vertical": vertical, "accuracy": accuracy})
+        logger.info("%s: accuracy %.4f", label, accuracy)
+    for row in rows:
+        row["change_points_vs_flip"] = round(100 * (row["accuracy"] - rows[1]["accuracy"]), 2)
+    return {"model": str(path), "test_images": len(test), "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, run, print a table and a JSON line."""
+    p = argparse.ArgumentParser(prog="python -m export.test_time_views", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 2)[2],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, required=True, help="a published version (models/cifar10/3), a model "
+                   "directory (its newest version) or a .keras file")
+    p.add_argument("--data", required=True, help="CIFAR-10 source as for `python -m export cifar10` (its test split)")
+    p.add_argument("--shifts", default="1,2,3", help="shifts in pixels to measure (default 1,2,3)")
+    p.add_argument("--cache-dir", type=Path, default=Path(".cache"))
+    p.add_argument("--batch-size", type=int, default=256)
+    a = p.parse_args(argv)
+    try:
+        shifts = parse_shifts(a.shifts)
+    except ValueError as e:
+        p.error(str(e))
+    cfg = ViewsConfig(a.model, a.data, shifts, a.cache_dir, a.batch_size)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from serving.tf_logging import quiet_tensorflow
+
+    quiet_tensorflow()
+    from export.image_data import DataError
+
+    try:
+        r = run(cfg)
+    except (DataError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{'views':<58}{'passes':>7}{'accuracy':>10}{'vs flip (points)':>18}")
+    for row in r["rows"]:
+        print(f"{row['views']:<58}{row['forward_passes']:>7}{100 * row['accuracy']:>9.2f}%"
+              f"{row['change_points_vs_flip']:>18.2f}")
+    print(json.dumps(r))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
