@@ -29,6 +29,8 @@ def test_report_measures_each_set_of_views_against_the_flip(exported_cifar10, tm
     for row in rows:
         assert 0.0 <= row["accuracy"] <= 1.0
         assert row["change_points_vs_flip"] == pytest.approx(100 * (row["accuracy"] - rows[1]["accuracy"]), abs=0.01)
+        assert row["seconds"] > 0 and row["images_per_second"] == pytest.approx(100 / row["seconds"], rel=0.01)
+        assert row["time_vs_flip"] == pytest.approx(row["seconds"] / rows[1]["seconds"], abs=0.01)
     assert any("(--test-time-shift 3)" in line for line in out[:-1])  # the table names the exporter's option
 
 
