@@ -9,7 +9,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = [
     ("export",), ("export", "cifar10"), ("export", "cifar100"), ("export", "caltechown"), ("export", "imagenet"),
-    ("export.bench_training",), ("export.jpeg_robustness",), ("serving",), ("serving.check",), ("clients",),
+    ("export.bench_training",), ("export.jpeg_robustness",), ("export.jpeg_dataset",),
+    ("export.test_time_views",), ("serving",), ("serving.check",), ("clients",),
     ("clients", "predict"),
     ("clients.grpc_client",), ("clients.rest_client",), ("clients.bench",), ("clients.bench_loader",),
     ("clients.parity",), ("clients.soak_swaps",), ("clients.transport_floor",), ("clients.demo",),

@@ -1,0 +1,114 @@
+"""A CIFAR-10 copy with one more round of JPEG loss, to measure what such loss costs in training, not only at test.
+
+    python -m export.jpeg_dataset --data ../shared/datasets --quality 50 --out /tmp/cifar10-q50
+    python -m export cifar10 --data /tmp/cifar10-q50 --val-split 0 --epochs 25
+
+Every training and test image of `--data` (any source `python -m export cifar10` reads) is encoded once more with
+Pillow at `--quality` (chroma subsampling as chosen) and written as `<out>/train/<class>/<n>.jpg` and
+`<out>/test/<class>/<n>.jpg`, the image-folder layout the exporter reads. Training on that copy and comparing with
+a run on the originals gives the cost of the extra loss when the model sees it in training and at test, as the
+shared CIFAR-10 JPEGs (already quality 75, 4:2:0) carry their first round in both splits. The copy is written
+under a temporary name and renamed when complete; an existing `--out` is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JpegDatasetConfig:
+    """What `python -m export.jpeg_dataset` was asked to write."""
+
+    data: str
+    out: Path
+    quality: int
+    subsampling: str
+    cache_dir: Path
+
+
+def write_split(split, directory: Path, quality: int, subsampling: str) -> float:
+    """Writes `split` re-encoded as `<directory>/<class>/<n>.jpg`; returns the mean absolute pixel change (1/255)."""
+    from PIL import Image
+
+    from export.jpeg_robustness import SUBSAMPLING, reencode
+
+    for name in split.class_names:
+        (directory / name).mkdir(parents=True)
+    counts = dict.fromkeys(split.class_names, 0)
+    for image, label in zip(split.images, split.labels, strict=True):
+        name = split.class_names[int(label)]
+        Image.fromarray(image).save(directory / name / f"{counts[name]:05d}.jpg", "JPEG", quality=quality,
+                                    subsampling=SUBSAMPLING[subsampling])
+        counts[name] += 1
+    sample = split.images[:2000]
+    return float(np.abs(reencode(sample, quality, subsampling).astype(np.int16) - sample.astype(np.int16)).mean())
+
+
+def run(cfg: JpegDatasetConfig) -> dict:
+    """Writes the re-encoded copy atomically; returns image counts and the mean pixel change per split."""
+    from export import cifar10_data
+
+    if cfg.out.exists():
+        raise FileExistsError(f"--out {str(cfg.out)!r} exists: choose a new directory")
+    splits = cifar10_data.load(cfg.data, cfg.cache_dir)
+    cfg.out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{cfg.out.name}.tmp-", dir=cfg.out.parent))
+    try:
+        report = {"source": splits.source, "out": str(cfg.out), "quality": cfg.quality,
+                  "subsampling": cfg.subsampling}
+        for key, split in (("train", splits.train), ("test", splits.test)):
+            logger.info("%s: re-encoding %d images at quality %d (%s)", key, len(split), cfg.quality,
+                        cfg.subsampling)
+            change = write_split(split, staging / key, cfg.quality, cfg.subsampling)
+            report[key] = {"images": len(split), "mean_abs_change_255": round(change, 2)}
+        os.rename(staging, cfg.out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, write the copy, print a JSON line."""
+    from export.jpeg_robustness import SUBSAMPLING
+
+    p = argparse.ArgumentParser(prog="python -m export.jpeg_dataset", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__.split("\n\n", 2)[2],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="CIFAR-10 source as for `python -m export cifar10`")
+    p.add_argument("--out", type=Path, required=True, help="new directory for the re-encoded copy")
+    p.add_argument("--quality", type=int, required=True, help="JPEG quality, 1 to 100")
+    p.add_argument("--subsampling", default="4:2:0", choices=sorted(SUBSAMPLING),
+                   help="chroma subsampling (default 4:2:0, as the shared CIFAR-10 JPEGs)")
+    p.add_argument("--cache-dir", type=Path, default=Path(".cache"))
+    a = p.parse_args(argv)
+    if not 1 <= a.quality <= 100:
+        p.error(f"--quality {a.quality}: expected an integer from 1 to 100")
+    cfg = JpegDatasetConfig(a.data, a.out, a.quality, a.subsampling, a.cache_dir)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from export.image_data import DataError
+
+    try:
+        report = run(cfg)
+    except (DataError, FileNotFoundError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
