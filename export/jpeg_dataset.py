@@ -17,9 +17,7 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,45 +37,41 @@ class JpegDatasetConfig:
     cache_dir: Path
 
 
-def write_split(split, directory: Path, quality: int, subsampling: str) -> float:
-    """Writes `split` re-encoded as `<directory>/<class>/<n>.jpg`; returns the mean absolute pixel change (1/255)."""
-    from PIL import Image
-
-    from export.jpeg_robustness import SUBSAMPLING, reencode
+def write_split(split, directory: Path, quality: int, subsampling: str, measured: int = 2000) -> float:
+    """Writes `split` re-encoded as `<directory>/<class>/<n>.jpg`; returns the mean absolute pixel change (1/255)
+    over its first `measured` images, decoded from the bytes written."""
+    from export.jpeg_robustness import decode_jpeg, encode_jpeg
 
     for name in split.class_names:
         (directory / name).mkdir(parents=True)
     counts = dict.fromkeys(split.class_names, 0)
-    for image, label in zip(split.images, split.labels, strict=True):
+    changes = []
+    for i, (image, label) in enumerate(zip(split.images, split.labels, strict=True)):
         name = split.class_names[int(label)]
-        Image.fromarray(image).save(directory / name / f"{counts[name]:05d}.jpg", "JPEG", quality=quality,
-                                    subsampling=SUBSAMPLING[subsampling])
+        data = encode_jpeg(image, quality, subsampling)
+        (directory / name / f"{counts[name]:05d}.jpg").write_bytes(data)
         counts[name] += 1
-    sample = split.images[:2000]
-    return float(np.abs(reencode(sample, quality, subsampling).astype(np.int16) - sample.astype(np.int16)).mean())
+        if i < measured:
+            changes.append(np.abs(decode_jpeg(data).astype(np.int16) - image.astype(np.int16)).mean())
+    return float(np.mean(changes)) if changes else 0.0
 
 
 def run(cfg: JpegDatasetConfig) -> dict:
     """Writes the re-encoded copy atomically; returns image counts and the mean pixel change per split."""
     from export import cifar10_data
+    from export.repository import staging_dir
 
     if cfg.out.exists():
         raise FileExistsError(f"--out {str(cfg.out)!r} exists: choose a new directory")
     splits = cifar10_data.load(cfg.data, cfg.cache_dir)
-    cfg.out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{cfg.out.name}.tmp-", dir=cfg.out.parent))
-    try:
-        report = {"source": splits.source, "out": str(cfg.out), "quality": cfg.quality,
-                  "subsampling": cfg.subsampling}
+    report = {"source": splits.source, "out": str(cfg.out), "quality": cfg.quality, "subsampling": cfg.subsampling}
+    with staging_dir(cfg.out.parent) as staging:  # removed on any failure; renamed into place when complete
         for key, split in (("train", splits.train), ("test", splits.test)):
             logger.info("%s: re-encoding %d images at quality %d (%s)", key, len(split), cfg.quality,
                         cfg.subsampling)
             change = write_split(split, staging / key, cfg.quality, cfg.subsampling)
             report[key] = {"images": len(split), "mean_abs_change_255": round(change, 2)}
         os.rename(staging, cfg.out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return report
 
 

@@ -49,15 +49,27 @@ def parse_qualities(text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def reencode(images: np.ndarray, quality: int, subsampling: str) -> np.ndarray:
-    """uint8 NHWC images after one JPEG round trip through Pillow at `quality`."""
+def encode_jpeg(image: np.ndarray, quality: int, subsampling: str) -> bytes:
+    """One uint8 HWC image as JPEG bytes from Pillow at `quality` with the named chroma subsampling."""
     from PIL import Image
 
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=quality, subsampling=SUBSAMPLING[subsampling])
+    return buffer.getvalue()
+
+
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """JPEG bytes back to a uint8 RGB HWC array (Pillow)."""
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def reencode(images: np.ndarray, quality: int, subsampling: str) -> np.ndarray:
+    """uint8 NHWC images after one JPEG round trip through Pillow at `quality`."""
     out = np.empty_like(images)
     for i, image in enumerate(images):
-        buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, "JPEG", quality=quality, subsampling=SUBSAMPLING[subsampling])
-        out[i] = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+        out[i] = decode_jpeg(encode_jpeg(image, quality, subsampling))
     return out
 
 

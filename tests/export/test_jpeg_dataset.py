@@ -21,7 +21,7 @@ def test_copy_is_read_back_by_the_exporter_with_the_same_labels_and_more_loss(tm
         assert b.class_names == a.class_names and len(b) == len(a) == report[key]["images"]
         assert np.bincount(b.labels).tolist() == np.bincount(a.labels).tolist()
         assert report[key]["mean_abs_change_255"] > 0
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".q30")]  # no staging directory left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["q30"]  # no staging directory left behind
 
 
 def test_an_existing_out_directory_is_refused_and_left_alone(tmp_path, capsys):
