@@ -84,4 +84,6 @@ def test_export_cifar100_publishes_a_servable_with_the_meta_label_names(pickle_d
     assert metadata["data"]["label_mode"] == "coarse" and metadata["class_names"] == COARSE
     training = metadata["training"]
     assert training["recipe"] == "reference" and training["epochs_run"] == 1
-    assert training["images_per_second"] == pytest.approx(300 / training["fit_seconds"], rel=0.01)
+    # fit_seconds is stored rounded to 0.1 s: on a fast machine a 1-epoch fit of ~3 s moves the ratio by ~1.5 %
+    assert training["images_per_second"] == pytest.approx(300 / training["fit_seconds"],
+                                                          rel=0.01 + 0.05 / training["fit_seconds"])
