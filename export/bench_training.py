@@ -13,7 +13,9 @@ first variant, measured in the same run. Variants:
   xla            default + `jit_compile=True` (XLA)
   onednn-off     default with TF_ENABLE_ONEDNN_OPTS=0 (TensorFlow's Eigen kernels instead of oneDNN)
   threads:I,J    default with I intra-op and J inter-op threads (TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS)
-  bf16           default under Keras's mixed_bfloat16 policy (changes the numerics: measured, never a default)
+  bf16           default under Keras's mixed_bfloat16 policy (changes the numerics; `python -m export cifar10
+                 --precision mixed_bfloat16`): fast only on CPUs with bf16 units (AMX, AVX512-BF16), which the
+                 JSON line's `cpu_bf16_units` lists
 """
 
 from __future__ import annotations
@@ -92,13 +94,13 @@ def measure_variant(cfg: BenchConfig, variant: str) -> dict:
     from export import cifar10_data
     from export.cifar10_model import build_model
     from export.image_data import stratified_limit
+    from export.precision import training_precision
     from export.training import ProgressLog, input_pipeline
 
     data = stratified_limit(cifar10_data.load(cfg.data, cfg.cache_dir).train, cfg.images, seed=0)
-    if variant == "bf16":
-        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(0)
-    model = build_model()
+    with training_precision("mixed_bfloat16" if variant == "bf16" else "float32"):
+        model = build_model()
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"],
                   jit_compile=variant == "xla")
     times: list[float] = []
@@ -143,8 +145,10 @@ def run(cfg: BenchConfig) -> dict:
     for r in results:
         if base and "images_per_s" in r:
             r["ratio_to_first"] = round(r["images_per_s"] / base["images_per_s"], 3)
+    from export.precision import cpu_bf16_units
+
     return {"images": cfg.images, "batch_size": cfg.batch_size, "epochs": cfg.epochs, "cpu_count": os.cpu_count(),
-            "variants": results}
+            "cpu_bf16_units": cpu_bf16_units(), "variants": results}
 
 
 def main(argv: list[str] | None = None) -> int:

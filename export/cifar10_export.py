@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -10,6 +11,7 @@ from export.cifar10_model import build_model
 from export.cifar10_recipe import loss, optimizer, optimizer_name
 from export.evaluation import evaluate
 from export.image_data import stratified_limit, stratified_split
+from export.precision import as_float32, training_precision
 from export.publishing import PublishSettings, TrainedModel, stage_gate_publish
 from export.settings import Cifar100ExportConfig, CifarExportConfig
 from export.test_time_augmentation import view_count, with_test_time_views
@@ -39,21 +41,26 @@ def run(cfg: CifarExportConfig) -> dict:
     train, val = stratified_split(train, cfg.val_split, cfg.seed)
     logger.info("data: %s — %d train, %d validation, %d test images", splits.source, len(train), len(val),
                 len(splits.test))
-    model = build_model(len(class_names), augment=cfg.augments, seed=cfg.seed,
-                        conv_dropout=cfg.resolved("conv_dropout"), dense_dropout=cfg.resolved("dense_dropout"),
-                        random_erasing=cfg.resolved("random_erasing"))
-    steps_per_epoch = max(1, -(-len(train) // cfg.batch_size))
-    model.compile(
-        optimizer=optimizer(cfg, steps_per_epoch),
-        loss=loss(cfg, len(class_names)),
-        metrics=["accuracy"],
+    build = functools.partial(
+        build_model, len(class_names), augment=cfg.augments, seed=cfg.seed,
+        conv_dropout=cfg.resolved("conv_dropout"), dense_dropout=cfg.resolved("dense_dropout"),
+        random_erasing=cfg.resolved("random_erasing"),
     )
+    steps_per_epoch = max(1, -(-len(train) // cfg.batch_size))
     fit_started = time.monotonic()
-    history = fit(model, train, val, TrainSettings(
-        epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, logdir=cfg.logdir,
-        checkpoint_dir=cfg.cache_dir / "checkpoints" / cfg.name, resume=cfg.resume,
-        early_stopping=cfg.early_stopping, log_every_steps=cfg.log_every_steps,
-    ))
+    with training_precision(cfg.precision):
+        model = build()
+        model.compile(
+            optimizer=optimizer(cfg, steps_per_epoch),
+            loss=loss(cfg, len(class_names)),
+            metrics=["accuracy"],
+        )
+        history = fit(model, train, val, TrainSettings(
+            epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, logdir=cfg.logdir,
+            checkpoint_dir=cfg.cache_dir / "checkpoints" / cfg.name, resume=cfg.resume,
+            early_stopping=cfg.early_stopping, log_every_steps=cfg.log_every_steps,
+        ))
+    model = as_float32(model, build)  # evaluated, gated and exported in float32 whatever trained it
     # The epochs' wall time, across the runs of a resumed fit (this process's own when nothing was recorded).
     fit_seconds = sum(history.get("epoch_seconds", [])) or time.monotonic() - fit_started
     epochs_run = len(history.get("loss", []))
@@ -90,7 +97,7 @@ def run(cfg: CifarExportConfig) -> dict:
                 "test_time_flip": flip, "test_time_shift": shift, "test_time_views": views,
                 "test_accuracy_without_flip": plain, "test_accuracy_flip_only": flip_only,
                 "recipe": cfg.recipe, "lr_schedule": "constant" if cfg.recipe == "reference" else "warmup+cosine",
-                "seed": cfg.seed, "seconds": round(time.monotonic() - started, 1),
+                "precision": cfg.precision, "seed": cfg.seed, "seconds": round(time.monotonic() - started, 1),
                 "fit_seconds": round(fit_seconds, 1),
                 "images_per_second": round(len(train) * epochs_run / fit_seconds, 1) if fit_seconds else None,
             },

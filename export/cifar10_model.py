@@ -51,5 +51,6 @@ def build_model(num_classes: int = len(CLASS_NAMES), augment: bool = False, seed
         x = layers.Dense(units, kernel_constraint=keras.constraints.MaxNorm(3), activation="relu", name=f"dense{n}")(x)
         x = layers.Dropout(dense_dropout, seed=seed + 20 + n, name=f"dropout_dense{n}")(x)
         x = layers.BatchNormalization(name=f"bn_dense{n}")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    # float32 whatever the dtype policy: under mixed precision the softmax and the loss stay in full precision.
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="cifar10_cnn")

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from export import bench_training
+from export.precision import cpu_bf16_units
 
 
 def test_variants_keep_thread_pairs_together():
@@ -33,5 +34,7 @@ def test_bench_measures_each_variant_against_the_first(tmp_path, capsys):
     variants = {v["variant"]: v for v in result["variants"]}
     assert set(variants) == {"default", "threads:1,1"}
     assert variants["default"]["ratio_to_first"] == 1.0
+    units = cpu_bf16_units()  # whether the bf16 variant can be fast here is part of the result
+    assert result["cpu_bf16_units"] == (None if units is None else list(units))
     for v in variants.values():
         assert v["images"] == 128 and v["images_per_s"] > 0 and 0 <= v["final_train_accuracy"] <= 1
