@@ -16,6 +16,8 @@ first variant, measured in the same run. Variants:
   bf16           default under Keras's mixed_bfloat16 policy (changes the numerics; `python -m export cifar10
                  --precision mixed_bfloat16`): fast only on CPUs with bf16 units (AMX, AVX512-BF16), which the
                  JSON line's `cpu_bf16_units` lists
+  onednn-bf16    default with ONEDNN_DEFAULT_FPMATH_MODE=BF16: a float32 model whose oneDNN kernels may round
+                 their float32 inputs to bfloat16 inside (also changes the numerics; only where oneDNN has bf16)
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class BenchConfig:
     log_every_steps: int = 50
 
 
-NAMED_VARIANTS = ("default", "numpy", "xla", "onednn-off", "bf16")
+NAMED_VARIANTS = ("default", "numpy", "xla", "onednn-off", "bf16", "onednn-bf16")
 
 
 def thread_counts(variant: str) -> tuple[int, int] | None:
@@ -75,6 +77,8 @@ def variant_environment(variant: str) -> dict[str, str]:
     """Environment variables the variant's process starts with (read by TensorFlow at start-up)."""
     if variant == "onednn-off":
         return {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    if variant == "onednn-bf16":
+        return {"ONEDNN_DEFAULT_FPMATH_MODE": "BF16"}
     threads = thread_counts(variant)
     if threads:
         return {"TF_NUM_INTRAOP_THREADS": str(threads[0]), "TF_NUM_INTEROP_THREADS": str(threads[1])}

@@ -22,6 +22,7 @@ def test_thread_and_onednn_variants_start_with_their_environment():
     assert bench_training.variant_environment("threads:2,1") == {"TF_NUM_INTRAOP_THREADS": "2",
                                                                 "TF_NUM_INTEROP_THREADS": "1"}
     assert bench_training.variant_environment("onednn-off") == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    assert bench_training.variant_environment("onednn-bf16") == {"ONEDNN_DEFAULT_FPMATH_MODE": "BF16"}
     assert bench_training.variant_environment("default") == {}
 
 
