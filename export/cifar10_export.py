@@ -47,7 +47,6 @@ def run(cfg: CifarExportConfig) -> dict:
         random_erasing=cfg.resolved("random_erasing"),
     )
     steps_per_epoch = max(1, -(-len(train) // cfg.batch_size))
-    fit_started = time.monotonic()
     with training_precision(cfg.precision):
         model = build()
         model.compile(
@@ -55,6 +54,7 @@ def run(cfg: CifarExportConfig) -> dict:
             loss=loss(cfg, len(class_names)),
             metrics=["accuracy"],
         )
+        fit_started = time.monotonic()
         history = fit(model, train, val, TrainSettings(
             epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, logdir=cfg.logdir,
             checkpoint_dir=cfg.cache_dir / "checkpoints" / cfg.name, resume=cfg.resume,

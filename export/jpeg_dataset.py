@@ -20,8 +20,12 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from export.image_data import LabeledImages
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +41,7 @@ class JpegDatasetConfig:
     cache_dir: Path
 
 
-def write_split(split, directory: Path, quality: int, subsampling: str, measured: int = 2000) -> float:
+def write_split(split: LabeledImages, directory: Path, quality: int, subsampling: str, measured: int = 2000) -> float:
     """Writes `split` re-encoded as `<directory>/<class>/<n>.jpg`; returns the mean absolute pixel change (1/255)
     over its first `measured` images, decoded from the bytes written."""
     from export.jpeg_robustness import decode_jpeg, encode_jpeg
