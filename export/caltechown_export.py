@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -12,6 +13,7 @@ from export import repository
 from export.caltechown_data import load as load_caltechown
 from export.evaluation import evaluate
 from export.image_data import LabeledImages, stratified_split
+from export.precision import as_float32, training_precision
 from export.publishing import PublishSettings, TrainedModel, stage_gate_publish
 from export.settings import CaltechownConfig, ImagenetExportConfig
 from export.test_time_augmentation import with_test_time_flip
@@ -69,25 +71,30 @@ def run(cfg: CaltechownConfig) -> dict:
     logger.info("split: %d train, %d validation, %d test", len(train), len(val), len(test))
     keras.utils.set_random_seed(cfg.seed)
     backbone_from = resolve_project_model(cfg.backbone_from) if cfg.backbone_from else None
-    model, base = build_classifier(len(train.class_names), cfg.input_size, cfg.backbone, cfg.weights, cfg.augment,
-                                   cfg.seed, backbone_from)
+    build = functools.partial(build_classifier, len(train.class_names), cfg.input_size, cfg.backbone,
+                              augment=cfg.augment, seed=cfg.seed, backbone_from=backbone_from)
     weights = balanced_class_weights(train) if cfg.class_weights else None
     settings = TrainSettings(epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, logdir=cfg.logdir,
                              checkpoint_dir=cfg.cache_dir / "checkpoints" / cfg.name, resume=cfg.resume,
                              early_stopping=cfg.early_stopping, class_weight=weights,
                              log_every_steps=cfg.log_every_steps)
     steps = -(-len(train) // cfg.batch_size)
-    model.compile(keras.optimizers.Adam(learning_rate(cfg.learning_rate, cfg.lr_schedule, cfg.epochs, steps)),
-                  "sparse_categorical_crossentropy", metrics=["accuracy"])
-    history = fit(model, train, val, settings)
-    if cfg.fine_tune_epochs:
-        opened = unfreeze_top(base, cfg.fine_tune_layers)
-        logger.info("fine-tuning %d backbone layers at learning rate %g", opened, cfg.fine_tune_learning_rate)
-        rate = learning_rate(cfg.fine_tune_learning_rate, cfg.lr_schedule, cfg.fine_tune_epochs, steps)
-        model.compile(keras.optimizers.Adam(rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
-        tuned = fit(model, train, val, TrainSettings(**{**settings.__dict__, "epochs": cfg.fine_tune_epochs,
-                                                        "resume": False}))
-        history = {k: history.get(k, []) + tuned.get(k, []) for k in set(history) | set(tuned)}
+    with training_precision(cfg.precision):
+        model, base = build(weights=cfg.weights)
+        model.compile(keras.optimizers.Adam(learning_rate(cfg.learning_rate, cfg.lr_schedule, cfg.epochs, steps)),
+                      "sparse_categorical_crossentropy", metrics=["accuracy"])
+        history = fit(model, train, val, settings)
+        if cfg.fine_tune_epochs:
+            opened = unfreeze_top(base, cfg.fine_tune_layers)
+            logger.info("fine-tuning %d backbone layers at learning rate %g", opened, cfg.fine_tune_learning_rate)
+            rate = learning_rate(cfg.fine_tune_learning_rate, cfg.lr_schedule, cfg.fine_tune_epochs, steps)
+            model.compile(keras.optimizers.Adam(rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+            tuned = fit(model, train, val, TrainSettings(**{**settings.__dict__, "epochs": cfg.fine_tune_epochs,
+                                                            "resume": False}))
+            history = {k: history.get(k, []) + tuned.get(k, []) for k in set(history) | set(tuned)}
+    # Evaluated, gated and exported in float32 whatever trained it; the float32 copy's backbone is built without
+    # downloading weights (the trained ones replace them).
+    model = as_float32(model, lambda: build(weights="none")[0])
     plain = None
     if cfg.test_time_flip:
         plain = evaluate(model, test)["test_accuracy"]
@@ -113,7 +120,7 @@ def run(cfg: CaltechownConfig) -> dict:
                          "fine_tune_learning_rate": cfg.fine_tune_learning_rate, "lr_schedule": cfg.lr_schedule,
                          "input_size": cfg.input_size, "augment": cfg.augment,
                          "test_time_flip": cfg.test_time_flip, "test_accuracy_without_flip": plain,
-                         "class_weights": cfg.class_weights, "seed": cfg.seed,
+                         "class_weights": cfg.class_weights, "precision": cfg.precision, "seed": cfg.seed,
                          "seconds": round(time.monotonic() - started, 1)},
         },
     )

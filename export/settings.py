@@ -16,7 +16,7 @@ from typing import Any
 BACKBONE_NAMES = ("efficientnetb0", "mobilenetv2", "resnet50")  # export.transfer_model.BACKBONES' keys
 CIFAR_RECIPES = ("reference", "improved")
 OPTIMIZERS = ("adam", "sgd")
-PRECISIONS = ("float32", "mixed_bfloat16")  # Keras dtype policies a CIFAR run may train under (export.precision)
+PRECISIONS = ("float32", "mixed_bfloat16")  # Keras dtype policies a training run may use (export.precision)
 CIFAR_IMAGE_SIZE = 32  # export.cifar10_data.INPUT_SIZE's side, here without importing numpy
 # What each CIFAR recipe uses where its command line leaves a setting at "recipe's" (None). The reference numerics
 # are the reference project's; the improved recipe's values are the best measured (README, "Measured results").
@@ -87,6 +87,10 @@ class TrainingOptions(PublishOptions):
     resume: bool = option(False, "continue an interrupted run from its last epoch checkpoint")
     strict: bool = option(False, "fail on the first corrupt image instead of skipping it")
     cache_dir: Path = option(Path(".cache"), "where extracted data sets and training checkpoints live", type=Path)
+    precision: str = option("float32", "float32: the reference numerics; mixed_bfloat16: layers compute in "
+                            "bfloat16, weights stay float32 (CIFAR-10: 1.3-1.9x faster, 1.8x over a 25-epoch run, "
+                            "on CPUs with AMX or AVX512-BF16; several times slower without; changes the numerics). "
+                            "The exported model is float32 either way", choices=PRECISIONS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -126,10 +130,6 @@ class CifarExportConfig(TrainingOptions):
                                          "and right (reflected border), each mirrored too with the flip: 6 "
                                          "forward passes per image instead of 2; 0: none; default: the recipe's "
                                          "(reference 0, improved 2)", group="model", type=int, metavar="PIXELS")
-    precision: str = option("float32", "float32: the recipe's numerics; mixed_bfloat16: layers compute in "
-                            "bfloat16, weights stay float32 (1.3-1.9x faster, 1.8x over a 25-epoch run, on "
-                            "CPUs with AMX or AVX512-BF16; several times slower without; changes the numerics). "
-                            "The exported model is float32 either way", choices=PRECISIONS)
 
     def __post_init__(self) -> None:
         shift = self.test_time_shift

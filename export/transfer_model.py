@@ -183,7 +183,8 @@ def build_classifier(num_classes: int, size: int, backbone: str, weights: str, a
     if backbone_from is not None:
         features = project_head(features)
     features = layers.Dropout(dropout, seed=seed, name="head_dropout")(features)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(features)
+    # float32 whatever the dtype policy: under mixed precision the softmax and the loss stay in full precision.
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(features)
     return keras.Model(inputs, outputs, name=f"transfer_{backbone if backbone_from is None else 'project'}"), base
 
 

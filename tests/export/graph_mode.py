@@ -43,3 +43,15 @@ def graph_mode_vs_tf2(path: Path, encoded: list[bytes], input_size: tuple[int, i
                 worst = float("inf")
         deltas[key] = worst
     return deltas
+
+
+def bfloat16_nodes(path: Path) -> tuple[int, list[str]]:
+    """(how many nodes the SavedModel's serving graph and its functions hold, the names of those with a bfloat16
+    type attribute): a model trained under mixed precision must export none."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel.FromString((Path(path) / "saved_model.pb").read_bytes())
+    bf16 = tf.bfloat16.as_datatype_enum
+    graph = saved.meta_graphs[0].graph_def
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    return len(nodes), [n.name for n in nodes for a in n.attr.values() if a.type == bf16 or bf16 in a.list.type]

@@ -254,3 +254,55 @@ def test_backbone_from_a_label_smoothed_flip_export_loads_in_a_fresh_process(tmp
     done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == str(cnn.count_params())
+
+
+def test_transfer_classifier_trains_in_bf16_and_its_float32_copy_holds_the_trained_weights(tmp_path):
+    """Under mixed_bfloat16 the rebuilt project base, the new head and the augmentation layers compute in bfloat16
+    (one training step runs through all of them), the softmax stays float32, and `as_float32` gives the float32
+    classifier with the same weights."""
+    import functools
+
+    import keras
+
+    from export.cifar10_model import build_model
+    from export.precision import as_float32, training_precision
+    from export.transfer_model import build_classifier
+
+    source = tmp_path / "cifar10.keras"
+    build_model().save(source)
+    build = functools.partial(build_classifier, 5, 48, "mobilenetv2", "none", True, 0, source)
+    with training_precision("mixed_bfloat16"):
+        mixed, base = build()
+        mixed.compile("adam", "sparse_categorical_crossentropy")
+        pixels = np.random.default_rng(0).uniform(0, 255, (8, 48, 48, 3)).astype("float32")
+        mixed.fit(pixels, np.arange(8) % 5, epochs=1, batch_size=8, verbose=0)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert base.get_layer("conv1").compute_dtype == "bfloat16"
+    assert mixed.get_layer("head_conv1").compute_dtype == "bfloat16"
+    assert mixed.get_layer("probabilities").compute_dtype == "float32"
+    copy = as_float32(mixed, lambda: build()[0])
+    assert copy.get_layer("head_conv1").compute_dtype == "float32"
+    for a, b in zip(mixed.get_weights(), copy.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(mixed.predict(pixels, verbose=0), copy.predict(pixels, verbose=0), atol=0.03)
+
+
+@pytest.mark.slow
+def test_mixed_bfloat16_caltechown_export_publishes_a_float32_savedmodel(exported_cifar10, caltech_sample, tmp_path):
+    summary = run(CaltechownConfig(data=caltech_sample, backbone_from=exported_cifar10, input_size=48, epochs=1,
+                                   fine_tune_epochs=1, augment=True, test_time_flip=True, precision="mixed_bfloat16",
+                                   model_base_path=tmp_path / "models", cache_dir=tmp_path / "cache"))
+    assert summary["published"], summary
+    import keras
+
+    assert keras.mixed_precision.global_policy().name == "float32"
+    path = tmp_path / "models" / "caltechown" / "1"
+    meta = json.loads((path / "assets.extra" / "export_metadata.json").read_text())
+    assert meta["training"]["precision"] == "mixed_bfloat16" and meta["training"]["fine_tune_epochs"] == 1
+    from tests.export.graph_mode import bfloat16_nodes, graph_mode_vs_tf2
+
+    nodes, typed = bfloat16_nodes(path)
+    assert nodes and typed == []
+    images = [p.read_bytes() for p in sorted((caltech_sample / "accordion").glob("*.jpg"))[:3]]
+    deltas = graph_mode_vs_tf2(path, images, (48, 48))
+    assert all(d <= 1e-6 for d in deltas.values()), deltas

@@ -67,10 +67,8 @@ def test_a_float32_model_is_returned_as_is():
 
 @pytest.mark.slow
 def test_mixed_bfloat16_export_publishes_a_float32_savedmodel(tmp_path):
-    import tensorflow as tf
-    from tensorflow.core.protobuf import saved_model_pb2
-
     from export.cifar10_export import CifarExportConfig, run
+    from tests.export.graph_mode import bfloat16_nodes
 
     summary = run(CifarExportConfig(data="synthetic", epochs=1, precision="mixed_bfloat16",
                                     model_base_path=tmp_path / "models", cache_dir=tmp_path / "cache"))
@@ -79,11 +77,7 @@ def test_mixed_bfloat16_export_publishes_a_float32_savedmodel(tmp_path):
     path = tmp_path / "models" / "cifar10" / "1"
     assert json.loads((path / "assets.extra" / "export_metadata.json").read_text())["training"]["precision"] == (
         "mixed_bfloat16")
-    saved = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
-    bf16 = tf.bfloat16.as_datatype_enum
-    graph = saved.meta_graphs[0].graph_def
-    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
-    typed = [n.name for n in nodes for a in n.attr.values() if a.type == bf16 or bf16 in a.list.type]
+    nodes, typed = bfloat16_nodes(path)
     assert nodes and typed == []
 
 
