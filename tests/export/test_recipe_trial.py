@@ -68,6 +68,30 @@ def test_trial_trains_the_recipe_and_reports_curve_and_both_test_accuracies(tarb
     assert result["test_time_shift"] == 2 and 0.0 <= result["test_accuracy_with_flip_and_shifts"] <= 1.0
 
 
+
+def test_trial_trains_under_mixed_bfloat16_and_reports_the_float32_models_accuracy(tarballs, monkeypatch):
+    import keras
+
+    from export import precision
+    from export.recipe_trial import run
+    from export.settings import CifarExportConfig
+
+    built = []
+    real_as_float32 = precision.as_float32
+
+    def recording_as_float32(model, build):
+        built.append(model.dtype_policy.name)
+        copy = real_as_float32(model, build)
+        built.append(copy.dtype_policy.name)
+        return copy
+
+    monkeypatch.setattr(precision, "as_float32", recording_as_float32)
+    result = run(CifarExportConfig(data=str(tarballs), epochs=1, val_split=0.0, recipe="improved",
+                                   precision="mixed_bfloat16"))
+    assert built == ["mixed_bfloat16", "float32"] and keras.mixed_precision.global_policy().name == "float32"
+    assert result["precision"] == "mixed_bfloat16" and result["parameters"] == 2_264_458
+    assert len(result["test_accuracy_curve"]) == 1 and 0.0 <= result["test_accuracy_with_flip_and_shifts"] <= 1.0
+
 def test_missing_tarballs_exit_2_with_the_path(tmp_path):
     out = subprocess.run([sys.executable, "-m", "export.recipe_trial", "--data", str(tmp_path), "--epochs", "1"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
