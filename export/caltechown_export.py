@@ -13,7 +13,7 @@ from export import repository
 from export.caltechown_data import load as load_caltechown
 from export.evaluation import evaluate
 from export.image_data import LabeledImages, stratified_split
-from export.precision import as_float32, training_precision
+from export.precision import as_float32, resolve_precision, training_precision
 from export.publishing import PublishSettings, TrainedModel, stage_gate_publish
 from export.settings import CaltechownConfig, ImagenetExportConfig
 from export.test_time_augmentation import with_test_time_flip
@@ -79,7 +79,8 @@ def run(cfg: CaltechownConfig) -> dict:
                              early_stopping=cfg.early_stopping, class_weight=weights,
                              log_every_steps=cfg.log_every_steps)
     steps = -(-len(train) // cfg.batch_size)
-    with training_precision(cfg.precision):
+    precision = resolve_precision(cfg.precision)
+    with training_precision(precision):
         model, base = build(weights=cfg.weights)
         model.compile(keras.optimizers.Adam(learning_rate(cfg.learning_rate, cfg.lr_schedule, cfg.epochs, steps)),
                       "sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -120,7 +121,7 @@ def run(cfg: CaltechownConfig) -> dict:
                          "fine_tune_learning_rate": cfg.fine_tune_learning_rate, "lr_schedule": cfg.lr_schedule,
                          "input_size": cfg.input_size, "augment": cfg.augment,
                          "test_time_flip": cfg.test_time_flip, "test_accuracy_without_flip": plain,
-                         "class_weights": cfg.class_weights, "precision": cfg.precision, "seed": cfg.seed,
+                         "class_weights": cfg.class_weights, "precision": precision, "seed": cfg.seed,
                          "seconds": round(time.monotonic() - started, 1)},
         },
     )

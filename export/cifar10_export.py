@@ -11,7 +11,7 @@ from export.cifar10_model import build_model
 from export.cifar10_recipe import loss, optimizer, optimizer_name
 from export.evaluation import evaluate
 from export.image_data import stratified_limit, stratified_split
-from export.precision import as_float32, training_precision
+from export.precision import as_float32, resolve_precision, training_precision
 from export.publishing import PublishSettings, TrainedModel, stage_gate_publish
 from export.settings import Cifar100ExportConfig, CifarExportConfig
 from export.test_time_augmentation import view_count, with_test_time_views
@@ -47,7 +47,8 @@ def run(cfg: CifarExportConfig) -> dict:
         random_erasing=cfg.resolved("random_erasing"),
     )
     steps_per_epoch = max(1, -(-len(train) // cfg.batch_size))
-    with training_precision(cfg.precision):
+    precision = resolve_precision(cfg.resolved("precision"))
+    with training_precision(precision):
         model = build()
         model.compile(
             optimizer=optimizer(cfg, steps_per_epoch),
@@ -97,7 +98,7 @@ def run(cfg: CifarExportConfig) -> dict:
                 "test_time_flip": flip, "test_time_shift": shift, "test_time_views": views,
                 "test_accuracy_without_flip": plain, "test_accuracy_flip_only": flip_only,
                 "recipe": cfg.recipe, "lr_schedule": "constant" if cfg.recipe == "reference" else "warmup+cosine",
-                "precision": cfg.precision, "seed": cfg.seed, "seconds": round(time.monotonic() - started, 1),
+                "precision": precision, "seed": cfg.seed, "seconds": round(time.monotonic() - started, 1),
                 "fit_seconds": round(fit_seconds, 1),
                 "images_per_second": round(len(train) * epochs_run / fit_seconds, 1) if fit_seconds else None,
             },

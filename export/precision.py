@@ -40,6 +40,19 @@ def cpu_bf16_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> tuple[str, ...] | N
     return tuple(flag for flag in BF16_CPU_FLAGS if flag in flags)
 
 
+def resolve_precision(requested: str) -> str:
+    """The Keras policy to train under: `requested` itself, or for "auto" mixed_bfloat16 where this CPU has bf16
+    units (where it was measured 1.3-1.9x faster at the same accuracy) and float32 elsewhere (where bf16 is
+    emulated, several times slower)."""
+    if requested != "auto":
+        return requested
+    units = cpu_bf16_units()
+    chosen = "mixed_bfloat16" if units else "float32"
+    logger.info("--precision auto: %s (%s)", chosen,
+                f"CPU bf16 units: {', '.join(units)}" if units else "no CPU bf16 units found")
+    return chosen
+
+
 @contextlib.contextmanager
 def training_precision(precision: str) -> Iterator[None]:
     """Keras's global dtype policy set to `precision` inside the block (layers built there use it), and the

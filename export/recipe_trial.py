@@ -63,7 +63,7 @@ def run(cfg, json_path: Path | None = None) -> dict:
     from export.cifar10_recipe import loss, optimizer
     from export.evaluation import metrics_from_predictions, predict_probabilities
     from export.image_data import stratified_limit, stratified_split
-    from export.precision import as_float32, training_precision
+    from export.precision import as_float32, resolve_precision, training_precision
     from export.test_time_augmentation import with_test_time_flip, with_test_time_views
 
     started = time.monotonic()
@@ -79,7 +79,8 @@ def run(cfg, json_path: Path | None = None) -> dict:
                               conv_dropout=cfg.resolved("conv_dropout"), dense_dropout=cfg.resolved("dense_dropout"),
                               random_erasing=cfg.resolved("random_erasing"))
     steps_per_epoch = max(1, -(-len(train) // cfg.batch_size))
-    with training_precision(cfg.precision):  # bf16 pays on accelerators, and on CPUs with AMX or AVX512-BF16
+    precision = resolve_precision(cfg.resolved("precision"))  # auto looks at the CPU only, not at accelerators
+    with training_precision(precision):
         model = build()
     model.compile(optimizer=optimizer(cfg, steps_per_epoch), loss=loss(cfg, len(CLASS_NAMES)), metrics=["accuracy"])
 
@@ -112,7 +113,7 @@ def run(cfg, json_path: Path | None = None) -> dict:
         "recipe": cfg.recipe, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed,
         **{k: cfg.resolved(k) for k in ("optimizer", "learning_rate", "conv_dropout", "dense_dropout", "weight_decay",
                                         "random_erasing", "label_smoothing")},
-        "augment": cfg.augments, "precision": cfg.precision,
+        "augment": cfg.augments, "precision": precision,
         "train_images": len(train), "validation_images": len(val), "test_images": len(test),
         "parameters": model.count_params(),
         "test_accuracy": plain, "test_accuracy_with_flip": flipped,

@@ -37,6 +37,18 @@ def test_unknown_precision_is_refused_by_name():
         pass
 
 
+
+def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_units(monkeypatch):
+    from export.precision import resolve_precision
+
+    monkeypatch.setattr("export.precision.cpu_bf16_units", lambda: ("amx_bf16",))
+    assert resolve_precision("auto") == "mixed_bfloat16"
+    assert resolve_precision("float32") == "float32"  # an explicit choice is kept
+    for missing in ((), None):  # no units, or /proc/cpuinfo unreadable
+        monkeypatch.setattr("export.precision.cpu_bf16_units", lambda missing=missing: missing)
+        assert resolve_precision("auto") == "float32"
+        assert resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+
 def test_no_bf16_units_warns_that_training_will_be_slow(monkeypatch, caplog):
     monkeypatch.setattr("export.precision.cpu_bf16_units", lambda: ())
     with caplog.at_level("WARNING", logger="export.precision"), training_precision("mixed_bfloat16"):

@@ -94,6 +94,9 @@ def test_recipe_defaults_fill_what_the_command_line_leaves_unset():
         == (0.0, 0.1)
     assert (reference.resolved("test_time_shift"), improved.resolved("test_time_shift"),
             parse("--recipe", "improved", "--test-time-shift", "0").resolved("test_time_shift")) == (0, 2, 0)
+    assert (reference.resolved("precision"), improved.resolved("precision"),
+            parse("--recipe", "improved", "--precision", "float32").resolved("precision")) == (
+        "float32", "auto", "float32")
 
 
 @pytest.mark.parametrize("shift", ["-1", "16"])
