@@ -27,7 +27,7 @@ RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
                   "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.0, "optimizer": "adam",
                   "test_time_shift": 0, "precision": "float32"},
     "improved": {"learning_rate": 1e-3, "conv_dropout": 0.0, "dense_dropout": 0.0, "test_time_flip": True,
-                 "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.0, "optimizer": "adam",
+                 "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.2, "optimizer": "adam",
                  "test_time_shift": 2, "precision": "auto"},
 }
 
@@ -122,7 +122,8 @@ class CifarExportConfig(TrainingOptions):
                                         "Adam; default: the recipe's (0)", type=float)
     label_smoothing: float | None = option(None, "cross-entropy against targets of 1 - S for the true class and "
                                            "S / classes spread over all classes (Keras's label_smoothing); "
-                                           "default: the recipe's (0)", type=float, metavar="S")
+                                           "default: the recipe's (reference 0, improved 0.2)", type=float,
+                                           metavar="S")
     random_erasing: float | None = option(None, "fraction of training images in which Keras's RandomErasing "
                                           "replaces a random rectangle with noise (training only); default: the "
                                           "recipe's (0)", group="model", type=float, metavar="FRACTION")
