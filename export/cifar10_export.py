@@ -34,6 +34,7 @@ def run(cfg: CifarExportConfig) -> dict:
     model_dir = repository.make_model_path(cfg.model_base_path, cfg.name)
     version = repository.resolve_version(model_dir, cfg.version)  # fail fast, before training
     flip, shift = cfg.resolved("test_time_flip"), cfg.resolved("test_time_shift")
+    vertical = cfg.resolved("test_time_vertical")
     started = time.monotonic()
     splits = load_splits(cfg)
     class_names = list(splits.train.class_names)
@@ -66,14 +67,14 @@ def run(cfg: CifarExportConfig) -> dict:
     fit_seconds = sum(history.get("epoch_seconds", [])) or time.monotonic() - fit_started
     epochs_run = len(history.get("loss", []))
     plain = flip_only = None
-    views = view_count(flip, shift)
+    views = view_count(flip, shift, vertical)
     if views > 1:
         plain = evaluate(model, splits.test)["test_accuracy"]
         logger.info("test-time augmentation (%d views): test accuracy of the image alone %.4f", views, plain)
         if flip and shift:
             flip_only = evaluate(with_test_time_views(model, flip=True), splits.test)["test_accuracy"]
             logger.info("test accuracy of the image and its mirror image alone %.4f", flip_only)
-        model = with_test_time_views(model, flip=flip, shift=shift)
+        model = with_test_time_views(model, flip=flip, shift=shift, vertical=vertical)
     metrics = evaluate(model, splits.test)
     logger.info("test accuracy %.4f on %d images", metrics["test_accuracy"], metrics["test_images"])
     trained = TrainedModel(
@@ -95,7 +96,8 @@ def run(cfg: CifarExportConfig) -> dict:
                 "conv_dropout": cfg.resolved("conv_dropout"), "dense_dropout": cfg.resolved("dense_dropout"),
                 "random_erasing": cfg.resolved("random_erasing"),
                 "label_smoothing": cfg.resolved("label_smoothing"),
-                "test_time_flip": flip, "test_time_shift": shift, "test_time_views": views,
+                "test_time_flip": flip, "test_time_shift": shift,
+                "test_time_vertical": vertical, "test_time_views": views,
                 "test_accuracy_without_flip": plain, "test_accuracy_flip_only": flip_only,
                 "recipe": cfg.recipe, "lr_schedule": "constant" if cfg.recipe == "reference" else "warmup+cosine",
                 "precision": precision, "seed": cfg.seed, "seconds": round(time.monotonic() - started, 1),

@@ -6,8 +6,8 @@
 The classifier inside the published version (`assets.extra/keras_model.keras`, unwrapped from the views it was
 exported with) classifies the test images through each set of views that `--test-time-flip` and
 `--test-time-shift` can export: the image alone, with its mirror image, and per shift the image and copies shifted
-that many pixels left and right (6 forward passes with the flip), or also up and down (10, measured for
-comparison, not exportable). All sets see the same images, so their differences are paired: much less noisy than
+that many pixels left and right (6 forward passes with the flip), or also up and down (10, exported with
+`--test-time-vertical`). All sets see the same images, so their differences are paired: much less noisy than
 comparing two training runs. The table gives accuracy, forward passes per image, the change against the flip and
 what each set costs: images/s of the Keras classifier in this process (batch `--batch-size`, after one warm-up
 batch) and that time relative to the flip's, measured in the same run.

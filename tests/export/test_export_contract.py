@@ -226,3 +226,31 @@ def test_improved_export_serves_the_views_mean_one_answer_for_an_image_and_its_m
     plain = servable.run(signature, {"pixels": pixels}, ("probabilities",))["probabilities"]
     mirrored = servable.run(signature, {"pixels": pixels[:, :, ::-1].copy()}, ("probabilities",))["probabilities"]
     np.testing.assert_allclose(plain, mirrored, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_vertical_test_time_views_are_served_as_ten_views(tmp_path, real_jpegs):
+    """`--test-time-vertical` exports the 10-view mean (±2 px left/right/up/down and the image, each mirrored):
+    what the server answers is the Keras classifier averaged over those views."""
+    from export.cifar10_export import CifarExportConfig, run
+    from export.preprocessing import decode_batch
+    from export.test_time_augmentation import with_test_time_views, without_test_time_views
+    from export.transfer_model import load_project_model
+    from serving.servable import Servable
+    from tests.export.graph_mode import graph_mode_vs_tf2
+
+    summary = run(CifarExportConfig(data="synthetic", epochs=1, recipe="improved", test_time_vertical=True,
+                                    precision="float32", model_base_path=tmp_path / "models",
+                                    cache_dir=tmp_path / "cache"))
+    path = tmp_path / "models" / "cifar10" / "1"
+    assert summary["published"], summary
+    training = json.loads((path / "assets.extra" / "export_metadata.json").read_text())["training"]
+    assert (training["test_time_shift"], training["test_time_vertical"], training["test_time_views"]) == (2, True, 10)
+    encoded = [p.read_bytes() for p in real_jpegs[:8]]
+    assert max(graph_mode_vs_tf2(path, encoded, (32, 32)).values()) <= 1e-6
+    pixels = decode_batch(tf.constant(encoded), (32, 32)).numpy()
+    servable = Servable("cifar10", 1, path)
+    served = servable.run(servable.signature("predict_pixels"), {"pixels": pixels}, ("probabilities",))
+    classifier = without_test_time_views(load_project_model(path, flag="--model"))
+    expected = with_test_time_views(classifier, flip=True, shift=2, vertical=True).predict(pixels, verbose=0)
+    np.testing.assert_allclose(served["probabilities"], expected, atol=1e-5)

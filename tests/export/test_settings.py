@@ -107,6 +107,19 @@ def test_a_test_time_shift_the_images_cannot_take_is_exit_2_naming_it(shift, cap
     assert f"--test-time-shift {shift}: expected a number of pixels from 0 to 15" in capsys.readouterr().err
 
 
+
+def test_vertical_views_without_a_shift_are_exit_2_naming_both_flags(capsys):
+    from export.__main__ import main
+
+    assert main(["cifar10", "--data", "synthetic", "--test-time-vertical"]) == 2  # the reference recipe: shift 0
+    assert "--test-time-vertical shifts the views --test-time-shift pixels" in capsys.readouterr().err
+    improved = settings.from_args(settings.CifarExportConfig, build_parser().parse_args(
+        ["cifar10", "--data", "d", "--recipe", "improved", "--test-time-vertical"]))
+    assert (improved.resolved("test_time_vertical"), improved.resolved("test_time_shift")) == (True, 2)
+    default = settings.from_args(settings.CifarExportConfig, build_parser().parse_args(
+        ["cifar10", "--data", "d", "--recipe", "improved"]))
+    assert default.resolved("test_time_vertical") is False
+
 def test_the_settings_image_size_is_the_cifar_loaders():
     from export.cifar10_data import INPUT_SIZE
 
