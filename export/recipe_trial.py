@@ -7,7 +7,7 @@ two hours on 2 CPU cores, so recipes can be compared before one is trained for r
 (TensorFlow, exported, gated, published). Images come from the shared JPEG tarballs (`cifar10-train-jpg.tar.gz`,
 `cifar10-test-dev-jpg.tar.gz`), decoded by Pillow with libjpeg's accurate integer IDCT as `export.preprocessing`
 decodes them. The result (learning curve with test accuracy per epoch, final test accuracy of the image alone,
-with the test-time flip and with the flip and shifted views, wall time, images/s) is one JSON line on stdout
+with the test-time flip and with the flip and the 6 or 10 shifted views, wall time, images/s) is one JSON line on stdout
 and, with `--json`, a file.
 """
 
@@ -108,6 +108,7 @@ def run(cfg, json_path: Path | None = None) -> dict:
     flipped = test_accuracy(with_test_time_flip(model))
     shift = cfg.resolved("test_time_shift") or 2
     shifted = test_accuracy(with_test_time_views(model, flip=True, shift=shift))
+    vertical = test_accuracy(with_test_time_views(model, flip=True, shift=shift, vertical=True))
     result = {
         "backend": keras.backend.backend(),
         "recipe": cfg.recipe, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed,
@@ -118,6 +119,7 @@ def run(cfg, json_path: Path | None = None) -> dict:
         "parameters": model.count_params(),
         "test_accuracy": plain, "test_accuracy_with_flip": flipped,
         "test_time_shift": shift, "test_accuracy_with_flip_and_shifts": shifted,
+        "test_accuracy_with_vertical_shifts": vertical,
         "test_accuracy_curve": [round(a, 4) for a in curve],
         "history": {k: [round(float(v), 4) for v in vals] for k, vals in history.history.items()},
         "fit_seconds": round(fit_seconds, 1),
@@ -136,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m export.recipe_trial",
         description="Train the CIFAR-10 CNN with a recipe on the current Keras backend (KERAS_BACKEND) and report "
                     "test accuracy; publishes nothing. --data: the folder with the shared CIFAR-10 JPEG tarballs.",
-        epilog="Options of `python -m export cifar10` that this ignores: --test-time-flip (every figure is always "
-               "reported; --test-time-shift picks the shift, default 2), --early-stopping, --logdir, "
+        epilog="Options of `python -m export cifar10` that this ignores: --test-time-flip and --test-time-vertical "
+               "(every figure is always reported: alone, flip, 6 and 10 views; --test-time-shift picks the shift, "
+               "default 2), --early-stopping, --logdir, "
                "--log-every-steps, --resume, --strict, --cache-dir.",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the result to this file")

@@ -153,8 +153,8 @@ class CifarExportConfig(TrainingOptions):
             raise ValueError(f"--test-time-shift {shift}: expected a number of pixels from 0 to "
                              f"{(CIFAR_IMAGE_SIZE - 1) // 2} (below half the {CIFAR_IMAGE_SIZE}-pixel images)")
         if self.resolved("test_time_vertical") and not self.resolved("test_time_shift"):
-            raise ValueError("--test-time-vertical shifts the views --test-time-shift pixels up and down: give a "
-                             f"shift above 0 (the {self.recipe} recipe's is 0)")
+            raise ValueError("--test-time-vertical shifts the views --test-time-shift pixels up and down, but that "
+                             "shift is 0 here: give --test-time-shift 1 or more (the improved recipe's is 2)")
 
     @property
     def augments(self) -> bool:

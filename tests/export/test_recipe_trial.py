@@ -66,6 +66,7 @@ def test_trial_trains_the_recipe_and_reports_curve_and_both_test_accuracies(tarb
     assert result["precision"] == "float32" and result["test_accuracy"] == result["test_accuracy_curve"][-1]
     assert 0.0 <= result["test_accuracy_with_flip"] <= 1.0 and result["images_per_second"] > 0
     assert result["test_time_shift"] == 2 and 0.0 <= result["test_accuracy_with_flip_and_shifts"] <= 1.0
+    assert 0.0 <= result["test_accuracy_with_vertical_shifts"] <= 1.0
 
 
 
