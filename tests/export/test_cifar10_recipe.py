@@ -82,7 +82,7 @@ def test_sgd_without_weight_decay_leaves_weights_alone_on_zero_gradients():
 def test_no_label_smoothing_keeps_keras_sparse_cross_entropy():
     from export.cifar10_recipe import loss
 
-    assert loss(_config("--label-smoothing", "0"), num_classes=10) == "sparse_categorical_crossentropy"
+    assert loss(_config(), num_classes=10) == "sparse_categorical_crossentropy"
 
 
 def test_label_smoothing_matches_keras_smoothed_cross_entropy_on_one_hot_labels():

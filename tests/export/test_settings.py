@@ -91,7 +91,7 @@ def test_recipe_defaults_fill_what_the_command_line_leaves_unset():
     assert (improved.resolved("random_erasing"), parse("--random-erasing", "0.5").resolved("random_erasing")) == (
         0.0, 0.5)
     assert (reference.resolved("label_smoothing"), improved.resolved("label_smoothing"),
-            parse("--recipe", "improved", "--label-smoothing", "0").resolved("label_smoothing")) == (0.0, 0.2, 0.0)
+            parse("--recipe", "improved", "--label-smoothing", "0.2").resolved("label_smoothing")) == (0.0, 0.0, 0.2)
     assert (reference.resolved("test_time_shift"), improved.resolved("test_time_shift"),
             parse("--recipe", "improved", "--test-time-shift", "0").resolved("test_time_shift")) == (0, 2, 0)
     assert (reference.resolved("precision"), improved.resolved("precision"),
