@@ -19,6 +19,10 @@ OPTIMIZERS = ("adam", "sgd")
 PRECISIONS = ("float32", "mixed_bfloat16")  # Keras dtype policies a training run may use (export.precision)
 # --precision's choices: a policy, or "auto" (mixed_bfloat16 on a CPU with bf16 units, else float32)
 PRECISION_CHOICES = ("auto", *PRECISIONS)
+PRECISION_HELP = ("float32: the reference numerics; mixed_bfloat16: layers compute in bfloat16, weights stay float32 "
+                  "(measured 1.3-1.9x faster for CIFAR-10, 1.5x for Caltechown's recommended run, on CPUs with AMX "
+                  "or AVX512-BF16; several times slower without; changes the numerics); auto: mixed_bfloat16 on a "
+                  "CPU with bf16 units, else float32. The exported model is float32 either way")
 CIFAR_IMAGE_SIZE = 32  # export.cifar10_data.INPUT_SIZE's side, here without importing numpy
 # What each CIFAR recipe uses where its command line leaves a setting at "recipe's" (None). The reference numerics
 # are the reference project's; the improved recipe's values are the best measured (README, "Measured results").
@@ -89,12 +93,7 @@ class TrainingOptions(PublishOptions):
     resume: bool = option(False, "continue an interrupted run from its last epoch checkpoint")
     strict: bool = option(False, "fail on the first corrupt image instead of skipping it")
     cache_dir: Path = option(Path(".cache"), "where extracted data sets and training checkpoints live", type=Path)
-    precision: str = option("float32", "float32: the reference numerics; mixed_bfloat16: layers compute in "
-                            "bfloat16, weights stay float32 (measured 1.5x faster for Caltechown's recommended run, "
-                            "1.3-1.9x for CIFAR-10, on CPUs with AMX or AVX512-BF16; several times slower without; "
-                            "changes the numerics); "
-                            "auto: mixed_bfloat16 on a CPU with bf16 units, else float32. The exported model is "
-                            "float32 either way", choices=PRECISION_CHOICES)
+    precision: str = option("float32", PRECISION_HELP, choices=PRECISION_CHOICES)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,12 +138,8 @@ class CifarExportConfig(TrainingOptions):
                                              "points on average over eight models for 1.7x the 6 views' compute); "
                                              "default: the recipe's (off)", group="model",
                                              action=argparse.BooleanOptionalAction)
-    precision: str | None = option(None, "float32: the reference numerics; mixed_bfloat16: layers compute in "
-                                   "bfloat16, weights stay float32 (1.3-1.9x faster, 1.8x over a 25-epoch run, on "
-                                   "CPUs with AMX or AVX512-BF16; several times slower without; changes the "
-                                   "numerics); auto: mixed_bfloat16 on a CPU with bf16 units, else float32. The "
-                                   "exported model is float32 either way. Default: the recipe's (reference "
-                                   "float32, improved auto)", choices=PRECISION_CHOICES)
+    precision: str | None = option(None, PRECISION_HELP + ". Default: the recipe's (reference float32, improved "
+                                   "auto)", choices=PRECISION_CHOICES)
 
     def __post_init__(self) -> None:
         shift = self.test_time_shift
