@@ -45,7 +45,7 @@ def run(cfg: CifarExportConfig) -> dict:
     build = functools.partial(
         build_model, len(class_names), augment=cfg.augments, seed=cfg.seed,
         conv_dropout=cfg.resolved("conv_dropout"), dense_dropout=cfg.resolved("dense_dropout"),
-        random_erasing=cfg.resolved("random_erasing"),
+        random_erasing=cfg.resolved("random_erasing"), shift_interpolation=cfg.resolved("shift_interpolation"),
     )
     steps_per_epoch = max(1, -(-len(train) // cfg.batch_size))
     precision = resolve_precision(cfg.resolved("precision"))
@@ -95,6 +95,7 @@ def run(cfg: CifarExportConfig) -> dict:
                 "weight_decay": cfg.resolved("weight_decay"), "augment": cfg.augments,
                 "conv_dropout": cfg.resolved("conv_dropout"), "dense_dropout": cfg.resolved("dense_dropout"),
                 "random_erasing": cfg.resolved("random_erasing"),
+                "shift_interpolation": cfg.resolved("shift_interpolation") if cfg.augments else None,
                 "label_smoothing": cfg.resolved("label_smoothing"),
                 "test_time_flip": flip, "test_time_shift": shift,
                 "test_time_vertical": vertical, "test_time_views": views,

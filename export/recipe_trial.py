@@ -77,7 +77,8 @@ def run(cfg, json_path: Path | None = None) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     build = functools.partial(build_model, len(CLASS_NAMES), augment=cfg.augments, seed=cfg.seed,
                               conv_dropout=cfg.resolved("conv_dropout"), dense_dropout=cfg.resolved("dense_dropout"),
-                              random_erasing=cfg.resolved("random_erasing"))
+                              random_erasing=cfg.resolved("random_erasing"),
+                              shift_interpolation=cfg.resolved("shift_interpolation"))
     steps_per_epoch = max(1, -(-len(train) // cfg.batch_size))
     precision = resolve_precision(cfg.resolved("precision"))  # auto looks at the CPU only, not at accelerators
     with training_precision(precision):
@@ -113,7 +114,7 @@ def run(cfg, json_path: Path | None = None) -> dict:
         "backend": keras.backend.backend(),
         "recipe": cfg.recipe, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "seed": cfg.seed,
         **{k: cfg.resolved(k) for k in ("optimizer", "learning_rate", "conv_dropout", "dense_dropout", "weight_decay",
-                                        "random_erasing", "label_smoothing")},
+                                        "random_erasing", "label_smoothing", "shift_interpolation")},
         "augment": cfg.augments, "precision": precision,
         "train_images": len(train), "validation_images": len(val), "test_images": len(test),
         "parameters": model.count_params(),

@@ -16,6 +16,8 @@ from typing import Any
 BACKBONE_NAMES = ("efficientnetb0", "mobilenetv2", "resnet50")  # export.transfer_model.BACKBONES' keys
 CIFAR_RECIPES = ("reference", "improved")
 OPTIMIZERS = ("adam", "sgd")
+# How the training shift augmentation resamples (export.cifar10_model): Keras's default, or whole pixels
+SHIFT_INTERPOLATIONS = ("bilinear", "nearest")
 PRECISIONS = ("float32", "mixed_bfloat16")  # Keras dtype policies a training run may use (export.precision)
 # --precision's choices: a policy, or "auto" (mixed_bfloat16 on a CPU with bf16 units, else float32)
 PRECISION_CHOICES = ("auto", *PRECISIONS)
@@ -29,10 +31,12 @@ CIFAR_IMAGE_SIZE = 32  # export.cifar10_data.INPUT_SIZE's side, here without imp
 RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
     "reference": {"learning_rate": 1e-3, "conv_dropout": 0.2, "dense_dropout": 0.2, "test_time_flip": False,
                   "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.0, "optimizer": "adam",
-                  "test_time_shift": 0, "test_time_vertical": False, "precision": "float32"},
+                  "test_time_shift": 0, "test_time_vertical": False, "precision": "float32",
+                  "shift_interpolation": "bilinear"},
     "improved": {"learning_rate": 1e-3, "conv_dropout": 0.0, "dense_dropout": 0.0, "test_time_flip": True,
                  "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.0, "optimizer": "adam",
-                 "test_time_shift": 2, "test_time_vertical": False, "precision": "auto"},
+                 "test_time_shift": 2, "test_time_vertical": False, "precision": "auto",
+                 "shift_interpolation": "bilinear"},
 }
 
 
@@ -125,6 +129,10 @@ class CifarExportConfig(TrainingOptions):
     random_erasing: float | None = option(None, "fraction of training images in which Keras's RandomErasing "
                                           "replaces a random rectangle with noise (training only); default: the "
                                           "recipe's (0)", group="model", type=float, metavar="FRACTION")
+    shift_interpolation: str | None = option(None, "how the random training shift (up to 10 %% of the image) "
+                                             "resamples: bilinear moves by fractions of a pixel and blurs the "
+                                             "image, nearest by whole pixels; default: the recipe's (bilinear)",
+                                             group="model", choices=SHIFT_INTERPOLATIONS)
     test_time_flip: bool | None = option(None, "serve the mean of the probabilities for the image and its mirror "
                                          "image (in the exported graph; twice the compute per image); default: the "
                                          "recipe's (reference off, improved on)", group="model",

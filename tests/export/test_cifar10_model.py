@@ -66,3 +66,21 @@ def test_random_erasing_noises_a_rectangle_in_some_training_images_only_and_adds
 def test_random_erasing_outside_zero_to_one_is_refused_with_the_value():
     with pytest.raises(ValueError, match="1.5"):
         build_model(augment=True, random_erasing=1.5)
+
+
+@pytest.mark.parametrize("interpolation, whole_pixels", [("nearest", True), ("bilinear", False)])
+def test_training_shift_moves_whole_pixels_only_with_nearest_interpolation(interpolation, whole_pixels):
+    model = build_model(augment=True, seed=5, shift_interpolation=interpolation)
+    assert model.count_params() == 2_264_458
+    shift = model.get_layer("augment_shift")
+    images = np.random.default_rng(0).uniform(0.0, 1.0, (16, 32, 32, 3)).astype("float32")
+    shifted = shift(images, training=True).numpy()
+    # nearest: every output pixel is one of the image's own (no resampling blur); bilinear mixes neighbours
+    own = np.isin(shifted, images).mean()
+    assert (own == 1.0) if whole_pixels else (own < 0.9), own
+    assert np.array_equal(shift(images, training=False).numpy(), images)
+
+
+def test_an_unknown_shift_interpolation_is_refused_with_the_value():
+    with pytest.raises(ValueError, match="'bicubic'"):
+        build_model(augment=True, shift_interpolation="bicubic")

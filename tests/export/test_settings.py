@@ -94,6 +94,9 @@ def test_recipe_defaults_fill_what_the_command_line_leaves_unset():
             parse("--recipe", "improved", "--label-smoothing", "0.2").resolved("label_smoothing")) == (0.0, 0.0, 0.2)
     assert (reference.resolved("test_time_shift"), improved.resolved("test_time_shift"),
             parse("--recipe", "improved", "--test-time-shift", "0").resolved("test_time_shift")) == (0, 2, 0)
+    assert (reference.resolved("shift_interpolation"), improved.resolved("shift_interpolation"),
+            parse("--recipe", "improved", "--shift-interpolation", "nearest").resolved("shift_interpolation")) == (
+        "bilinear", settings.RECIPE_DEFAULTS["improved"]["shift_interpolation"], "nearest")
     assert (reference.resolved("precision"), improved.resolved("precision"),
             parse("--recipe", "improved", "--precision", "float32").resolved("precision")) == (
         "float32", "auto", "float32")
