@@ -36,7 +36,7 @@ RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
     "improved": {"learning_rate": 1e-3, "conv_dropout": 0.0, "dense_dropout": 0.0, "test_time_flip": True,
                  "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.0, "optimizer": "adam",
                  "test_time_shift": 2, "test_time_vertical": False, "precision": "auto",
-                 "shift_interpolation": "bilinear"},
+                 "shift_interpolation": "nearest"},
 }
 
 
@@ -109,9 +109,9 @@ class CifarExportConfig(TrainingOptions):
                        group="data")
     name: str = option("cifar10", "model name in the repository", group="publishing")
     recipe: str = option("reference", "reference: the reference numerics (constant Adam rate, no augmentation); "
-                         "improved: the same CNN with random flip/shift augmentation, the rate warmed up over "
-                         "the first epoch, then cosine-decayed to 0, no dropout (the layers stay at rate 0), "
-                         "test-time flip", choices=CIFAR_RECIPES)
+                         "improved: the same CNN with random flip and whole-pixel shift augmentation, the rate "
+                         "warmed up over the first epoch, then cosine-decayed to 0, no dropout (the layers stay at "
+                         "rate 0), 6 test-time views (flip, shifts)", choices=CIFAR_RECIPES)
     learning_rate: float | None = option(None, "learning rate (the improved recipe's peak rate); default: the "
                                          "recipe's", type=float)
     conv_dropout: float | None = option(None, "dropout rate after each conv block; default: the recipe's "
@@ -131,7 +131,8 @@ class CifarExportConfig(TrainingOptions):
                                           "recipe's (0)", group="model", type=float, metavar="FRACTION")
     shift_interpolation: str | None = option(None, "how the random training shift (up to 10 %% of the image) "
                                              "resamples: bilinear moves by fractions of a pixel and blurs the "
-                                             "image, nearest by whole pixels; default: the recipe's (bilinear)",
+                                             "image, nearest by whole pixels; default: the recipe's (reference, with "
+                                             "--augment: bilinear; improved: nearest)",
                                              group="model", choices=SHIFT_INTERPOLATIONS)
     test_time_flip: bool | None = option(None, "serve the mean of the probabilities for the image and its mirror "
                                          "image (in the exported graph; twice the compute per image); default: the "
@@ -252,7 +253,7 @@ def add_options(parser: argparse.ArgumentParser, config_class: type,
             kwargs.update(default=[], help=help_text)
         else:
             shown = "none" if default is None else default
-            suffix = "" if "default:" in help_text else f" (default {shown})"
+            suffix = "" if "default:" in help_text.lower() else f" (default {shown})"
             kwargs.update(default=default, help=help_text + suffix)
         group.add_argument(flag, dest=f.name, **kwargs)
 
