@@ -56,6 +56,13 @@ def test_help_and_argument_errors_do_not_import_tensorflow():
     assert out.stdout.strip().endswith("False False")
 
 
+def test_help_that_states_its_default_gets_no_second_default_appended():
+    text = " ".join(build_parser()._subparsers._group_actions[0].choices["cifar10"].format_help().split())
+    assert "Default: the recipe's (reference float32, improved auto)" in text
+    assert "improved auto) (default" not in text
+    assert "improved: nearest) (default" not in text
+
+
 def test_improved_recipe_augments_and_warms_up_then_decays_the_rate_to_zero():
     from export.cifar10_recipe import learning_rate
 
@@ -95,8 +102,8 @@ def test_recipe_defaults_fill_what_the_command_line_leaves_unset():
     assert (reference.resolved("test_time_shift"), improved.resolved("test_time_shift"),
             parse("--recipe", "improved", "--test-time-shift", "0").resolved("test_time_shift")) == (0, 2, 0)
     assert (reference.resolved("shift_interpolation"), improved.resolved("shift_interpolation"),
-            parse("--recipe", "improved", "--shift-interpolation", "nearest").resolved("shift_interpolation")) == (
-        "bilinear", settings.RECIPE_DEFAULTS["improved"]["shift_interpolation"], "nearest")
+            parse("--recipe", "improved", "--shift-interpolation", "bilinear").resolved("shift_interpolation")) == (
+        "bilinear", "nearest", "bilinear")
     assert (reference.resolved("precision"), improved.resolved("precision"),
             parse("--recipe", "improved", "--precision", "float32").resolved("precision")) == (
         "float32", "auto", "float32")
