@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 
 from export import cifar10_data, repository
-from export.cifar10_model import build_model
-from export.cifar10_recipe import loss, optimizer, optimizer_name
+from export.cifar10_recipe import loss, model_builder, optimizer, optimizer_name
 from export.evaluation import evaluate
 from export.image_data import stratified_limit, stratified_split
 from export.precision import as_float32, resolve_precision, training_precision
@@ -42,11 +40,7 @@ def run(cfg: CifarExportConfig) -> dict:
     train, val = stratified_split(train, cfg.val_split, cfg.seed)
     logger.info("data: %s — %d train, %d validation, %d test images", splits.source, len(train), len(val),
                 len(splits.test))
-    build = functools.partial(
-        build_model, len(class_names), augment=cfg.augments, seed=cfg.seed,
-        conv_dropout=cfg.resolved("conv_dropout"), dense_dropout=cfg.resolved("dense_dropout"),
-        random_erasing=cfg.resolved("random_erasing"), shift_interpolation=cfg.resolved("shift_interpolation"),
-    )
+    build = model_builder(cfg, len(class_names))
     steps_per_epoch = max(1, -(-len(train) // cfg.batch_size))
     precision = resolve_precision(cfg.resolved("precision"))
     with training_precision(precision):

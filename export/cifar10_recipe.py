@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import keras
 
+from export.cifar10_model import build_model
 from export.settings import CifarExportConfig
 
 
@@ -26,6 +30,17 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "num_classes": self.num_classes, "label_smoothing": self.label_smoothing}
+
+
+def model_builder(cfg: CifarExportConfig, num_classes: int) -> Callable[[], keras.Model]:
+    """`build_model` with the recipe's model settings bound (augmentation, dropout, random erasing, shift
+    interpolation): the exporter and `export.recipe_trial` call it under the training precision to train and
+    again in float32 to evaluate and export, so both build the same CNN from one place."""
+    return functools.partial(
+        build_model, num_classes, augment=cfg.augments, seed=cfg.seed,
+        conv_dropout=cfg.resolved("conv_dropout"), dense_dropout=cfg.resolved("dense_dropout"),
+        random_erasing=cfg.resolved("random_erasing"), shift_interpolation=cfg.resolved("shift_interpolation"),
+    )
 
 
 def learning_rate(cfg: CifarExportConfig, steps_per_epoch: int) -> float | keras.optimizers.schedules.CosineDecay:

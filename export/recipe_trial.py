@@ -14,7 +14,6 @@ and, with `--json`, a file.
 from __future__ import annotations
 
 import argparse
-import functools
 import io
 import json
 import logging
@@ -59,8 +58,7 @@ def run(cfg, json_path: Path | None = None) -> dict:
     import keras
 
     from export.cifar10_data import CLASS_NAMES
-    from export.cifar10_model import build_model
-    from export.cifar10_recipe import loss, optimizer
+    from export.cifar10_recipe import loss, model_builder, optimizer
     from export.evaluation import metrics_from_predictions, predict_probabilities
     from export.image_data import stratified_limit, stratified_split
     from export.precision import as_float32, resolve_precision, training_precision
@@ -75,10 +73,7 @@ def run(cfg, json_path: Path | None = None) -> dict:
                 len(train), len(val), len(test), time.monotonic() - started)
 
     keras.utils.set_random_seed(cfg.seed)
-    build = functools.partial(build_model, len(CLASS_NAMES), augment=cfg.augments, seed=cfg.seed,
-                              conv_dropout=cfg.resolved("conv_dropout"), dense_dropout=cfg.resolved("dense_dropout"),
-                              random_erasing=cfg.resolved("random_erasing"),
-                              shift_interpolation=cfg.resolved("shift_interpolation"))
+    build = model_builder(cfg, len(CLASS_NAMES))
     steps_per_epoch = max(1, -(-len(train) // cfg.batch_size))
     precision = resolve_precision(cfg.resolved("precision"))  # auto looks at the CPU only, not at accelerators
     with training_precision(precision):
