@@ -90,6 +90,7 @@ def run(cfg: CifarExportConfig) -> dict:
                 "conv_dropout": cfg.resolved("conv_dropout"), "dense_dropout": cfg.resolved("dense_dropout"),
                 "random_erasing": cfg.resolved("random_erasing"),
                 "shift_interpolation": cfg.resolved("shift_interpolation") if cfg.augments else None,
+                "shift_fraction": cfg.resolved("shift_fraction") if cfg.augments else None,
                 "label_smoothing": cfg.resolved("label_smoothing"),
                 "test_time_flip": flip, "test_time_shift": shift,
                 "test_time_vertical": vertical, "test_time_views": views,

@@ -9,12 +9,14 @@ from export.cifar10_data import CLASS_NAMES, INPUT_SIZE
 from export.settings import SHIFT_INTERPOLATIONS
 
 DROPOUT = 0.2
+SHIFT_FRACTION = 0.1  # the training shift's largest move each way, a fraction of the image's side
 PARAMETER_COUNT = 2_264_458
 
 
 def build_model(num_classes: int = len(CLASS_NAMES), augment: bool = False, seed: int = 42,
                 conv_dropout: float = DROPOUT, dense_dropout: float = DROPOUT,
-                random_erasing: float = 0.0, shift_interpolation: str = "bilinear") -> keras.Model:
+                random_erasing: float = 0.0, shift_interpolation: str = "bilinear",
+                shift_fraction: float = SHIFT_FRACTION) -> keras.Model:
     """Conv32 → Conv64 → Pool → Conv64 → Pool → Conv128 → Flatten → Dense256 → Dense128 → softmax.
 
     Each block is Conv/Dense → ReLU → (MaxPool) → Dropout → BatchNorm; dense layers use MaxNorm(3). The reference
@@ -23,19 +25,22 @@ def build_model(num_classes: int = len(CLASS_NAMES), augment: bool = False, seed
     Scaling to [0, 1] is the first layer, so every serving signature gets it. Augmentation (random flip and
     shift, and with `random_erasing` > 0 Keras's random erasing: that fraction of the training images gets a
     rectangle of noise) is only active in training and changes no parameter count. The shift moves each image by
-    a random fraction of up to 10 % of its size; `shift_interpolation` "bilinear" (Keras's default) resamples
-    fractional shifts, which blurs the image, "nearest" moves it by whole pixels, as the test-time views do.
+    a random fraction of up to `shift_fraction` of its size each way (0.1: up to 3.2 pixels); `shift_interpolation`
+    "bilinear" (Keras's default) resamples fractional shifts, which blurs the image, "nearest" moves it by whole
+    pixels, as the test-time views do.
     """
     if shift_interpolation not in SHIFT_INTERPOLATIONS:
         raise ValueError(f"shift interpolation must be one of {', '.join(SHIFT_INTERPOLATIONS)}, got "
                          f"{shift_interpolation!r}")
+    if not 0.0 < shift_fraction < 1.0:
+        raise ValueError(f"shift fraction must be in (0, 1) of the image's size, got {shift_fraction}")
     if not 0.0 <= random_erasing <= 1.0:
         raise ValueError(f"random erasing must be a fraction of images in [0, 1], got {random_erasing}")
     inputs = keras.Input(shape=(*INPUT_SIZE, 3), name="pixels")
     x = layers.Rescaling(1.0 / 255, name="scale_0_1")(inputs)
     if augment:
         x = layers.RandomFlip("horizontal", seed=seed, name="augment_flip")(x)
-        x = layers.RandomTranslation(0.1, 0.1, interpolation=shift_interpolation, seed=seed,
+        x = layers.RandomTranslation(shift_fraction, shift_fraction, interpolation=shift_interpolation, seed=seed,
                                      name="augment_shift")(x)
     if random_erasing:
         x = layers.RandomErasing((random_erasing, random_erasing), value_range=(0.0, 1.0), seed=seed,

@@ -34,12 +34,13 @@ class SmoothedSparseCrossentropy(keras.losses.Loss):
 
 def model_builder(cfg: CifarExportConfig, num_classes: int) -> Callable[[], keras.Model]:
     """`build_model` with the recipe's model settings bound (augmentation, dropout, random erasing, shift
-    interpolation): the exporter and `export.recipe_trial` call it under the training precision to train and
+    interpolation and size): the exporter and `export.recipe_trial` call it under the training precision to train and
     again in float32 to evaluate and export, so both build the same CNN from one place."""
     return functools.partial(
         build_model, num_classes, augment=cfg.augments, seed=cfg.seed,
         conv_dropout=cfg.resolved("conv_dropout"), dense_dropout=cfg.resolved("dense_dropout"),
         random_erasing=cfg.resolved("random_erasing"), shift_interpolation=cfg.resolved("shift_interpolation"),
+        shift_fraction=cfg.resolved("shift_fraction"),
     )
 
 

@@ -32,11 +32,11 @@ RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
     "reference": {"learning_rate": 1e-3, "conv_dropout": 0.2, "dense_dropout": 0.2, "test_time_flip": False,
                   "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.0, "optimizer": "adam",
                   "test_time_shift": 0, "test_time_vertical": False, "precision": "float32",
-                  "shift_interpolation": "bilinear"},
+                  "shift_interpolation": "bilinear", "shift_fraction": 0.1},
     "improved": {"learning_rate": 1e-3, "conv_dropout": 0.0, "dense_dropout": 0.0, "test_time_flip": True,
                  "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.0, "optimizer": "adam",
                  "test_time_shift": 2, "test_time_vertical": False, "precision": "auto",
-                 "shift_interpolation": "nearest"},
+                 "shift_interpolation": "nearest", "shift_fraction": 0.1},
 }
 
 
@@ -129,7 +129,11 @@ class CifarExportConfig(TrainingOptions):
     random_erasing: float | None = option(None, "fraction of training images in which Keras's RandomErasing "
                                           "replaces a random rectangle with noise (training only); default: the "
                                           "recipe's (0)", group="model", type=float, metavar="FRACTION")
-    shift_interpolation: str | None = option(None, "how the random training shift (up to 10 %% of the image) "
+    shift_fraction: float | None = option(None, "the random training shift's largest move each way, a fraction "
+                                          "of the image's side (0.1: 3.2 pixels of 32; 0.125: 4, the classic "
+                                          "pad-and-crop range); default: the recipe's (0.1)", group="model",
+                                          type=float, metavar="FRACTION")
+    shift_interpolation: str | None = option(None, "how the random training shift (--shift-fraction) "
                                              "resamples: bilinear moves by fractions of a pixel and blurs the "
                                              "image, nearest by whole pixels; default: the recipe's (reference, with "
                                              "--augment: bilinear; improved: nearest)",

@@ -81,6 +81,25 @@ def test_training_shift_moves_whole_pixels_only_with_nearest_interpolation(inter
     assert np.array_equal(shift(images, training=False).numpy(), images)
 
 
+@pytest.mark.parametrize("fraction, largest", [(0.1, 3), (0.125, 4)])
+def test_shift_fraction_bounds_the_whole_pixel_training_shift(fraction, largest):
+    model = build_model(augment=True, seed=3, shift_interpolation="nearest", shift_fraction=fraction)
+    assert model.count_params() == 2_264_458
+    # each pixel holds its own column (channel 0) and row (channel 1): the centre pixel then says how far it moved
+    rows, cols = np.mgrid[0:32, 0:32].astype("float32")
+    ramp = np.stack([cols, rows, np.zeros_like(rows)], axis=-1)
+    shifted = model.get_layer("augment_shift")(np.repeat(ramp[None], 256, axis=0), training=True).numpy()
+    moves = np.abs(np.stack([16 - shifted[:, 16, 16, 0], 16 - shifted[:, 16, 16, 1]]))
+    assert np.array_equal(moves, np.round(moves))  # whole pixels
+    assert moves.max() == largest, np.unique(moves)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1])
+def test_a_shift_fraction_outside_zero_to_one_is_refused_with_the_value(fraction):
+    with pytest.raises(ValueError, match=str(fraction)):
+        build_model(augment=True, shift_fraction=fraction)
+
+
 def test_an_unknown_shift_interpolation_is_refused_with_the_value():
     with pytest.raises(ValueError, match="'bicubic'"):
         build_model(augment=True, shift_interpolation="bicubic")

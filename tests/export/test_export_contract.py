@@ -216,7 +216,7 @@ def test_improved_export_serves_the_views_mean_one_answer_for_an_image_and_its_m
     assert (training["conv_dropout"], training["dense_dropout"], training["learning_rate"]) == (0.0, 0.0, 1e-3)
     assert (training["optimizer"], training["weight_decay"], training["random_erasing"],
             training["label_smoothing"]) == ("Adam", 0.0, 0.0, 0.0)
-    assert training["shift_interpolation"] == "nearest"  # whole-pixel training shifts
+    assert (training["shift_interpolation"], training["shift_fraction"]) == ("nearest", 0.1)  # whole-pixel shifts
     assert 0.0 <= training["test_accuracy_without_flip"] <= 1.0
     encoded = [p.read_bytes() for p in real_jpegs[:8]]
     assert graph_mode_vs_tf2(path, encoded, (32, 32)) == {"serving_default": 0.0, "predict_pixels": 0.0,

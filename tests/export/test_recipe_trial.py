@@ -56,12 +56,13 @@ def test_trial_trains_the_recipe_and_reports_curve_and_both_test_accuracies(tarb
     out = tmp_path / "trial.json"
     assert main(["--data", str(tarballs), "--epochs", "2", "--val-split", "0.5", "--recipe", "improved",
                  "--label-smoothing", "0.1", "--optimizer", "sgd", "--learning-rate", "0.01", "--precision", "float32",
-                 "--shift-interpolation", "nearest", "--json", str(out)]) == 0
+                 "--shift-interpolation", "nearest", "--shift-fraction", "0.125", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["backend"] == "tensorflow" and result["parameters"] == 2_264_458
     assert (result["train_images"], result["validation_images"], result["test_images"]) == (30, 30, 20)
     assert (result["optimizer"], result["label_smoothing"], result["learning_rate"]) == ("sgd", 0.1, 0.01)
     assert result["augment"] is True and result["conv_dropout"] == 0.0 and result["shift_interpolation"] == "nearest"
+    assert result["shift_fraction"] == 0.125
     assert len(result["test_accuracy_curve"]) == 2 and len(result["history"]["val_accuracy"]) == 2
     assert result["precision"] == "float32" and result["test_accuracy"] == result["test_accuracy_curve"][-1]
     assert 0.0 <= result["test_accuracy_with_flip"] <= 1.0 and result["images_per_second"] > 0

@@ -106,6 +106,8 @@ def test_recipe_defaults_fill_what_the_command_line_leaves_unset():
     assert (reference.resolved("shift_interpolation"), improved.resolved("shift_interpolation"),
             parse("--recipe", "improved", "--shift-interpolation", "bilinear").resolved("shift_interpolation")) == (
         "bilinear", "nearest", "bilinear")
+    assert (reference.resolved("shift_fraction"), improved.resolved("shift_fraction"),
+            parse("--recipe", "improved", "--shift-fraction", "0.125").resolved("shift_fraction")) == (0.1, 0.1, 0.125)
     assert (reference.resolved("precision"), improved.resolved("precision"),
             parse("--recipe", "improved", "--precision", "float32").resolved("precision")) == (
         "float32", "auto", "float32")
