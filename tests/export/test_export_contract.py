@@ -213,7 +213,7 @@ def test_improved_export_serves_the_views_mean_one_answer_for_an_image_and_its_m
     assert training["recipe"] == "improved" and training["test_time_flip"] is True
     assert (training["test_time_shift"], training["test_time_views"]) == (2, 6)  # the recipe's default views
     assert 0.0 <= training["test_accuracy_flip_only"] <= 1.0
-    assert (training["conv_dropout"], training["dense_dropout"], training["learning_rate"]) == (0.0, 0.0, 1e-3)
+    assert (training["conv_dropout"], training["dense_dropout"], training["learning_rate"]) == (0.0, 0.0, 2e-3)
     assert (training["optimizer"], training["weight_decay"], training["random_erasing"],
             training["label_smoothing"]) == ("Adam", 0.0, 0.0, 0.0)
     assert (training["shift_interpolation"], training["shift_fraction"]) == ("nearest", 0.1)  # whole-pixel shifts

@@ -76,8 +76,9 @@ def test_improved_recipe_augments_and_warms_up_then_decays_the_rate_to_zero():
     assert improved.augments and improved.augment is False
     schedule = learning_rate(improved, steps_per_epoch=10)
     rates = [float(schedule(step)) for step in (0, 5, 10, 30, 50)]
-    assert rates[0] == 0.0 and rates[1] == pytest.approx(5e-4) and rates[2] == pytest.approx(1e-3)
-    assert 0 < rates[3] < 1e-3 and rates[4] == pytest.approx(0.0, abs=1e-9)
+    # the improved recipe's peak is 2e-3 (twice the reference's constant rate), reached after the first epoch
+    assert rates[0] == 0.0 and rates[1] == pytest.approx(1e-3) and rates[2] == pytest.approx(2e-3)
+    assert 0 < rates[3] < 2e-3 and rates[4] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_recipe_defaults_fill_what_the_command_line_leaves_unset():
@@ -90,9 +91,10 @@ def test_recipe_defaults_fill_what_the_command_line_leaves_unset():
         == [1e-3, 0.2, 0.2, False]
     assert [improved.resolved(k) for k in ("learning_rate", "conv_dropout", "dense_dropout")] == [
         settings.RECIPE_DEFAULTS["improved"][k] for k in ("learning_rate", "conv_dropout", "dense_dropout")]
-    given = parse("--recipe", "improved", "--learning-rate", "2e-3", "--conv-dropout", "0.1", "--no-test-time-flip")
+    assert improved.resolved("learning_rate") == 2e-3
+    given = parse("--recipe", "improved", "--learning-rate", "1e-3", "--conv-dropout", "0.1", "--no-test-time-flip")
     assert (given.resolved("learning_rate"), given.resolved("conv_dropout"), given.resolved("test_time_flip")) == (
-        2e-3, 0.1, False)
+        1e-3, 0.1, False)
     assert parse("--test-time-flip").resolved("test_time_flip") is True
     assert (reference.resolved("weight_decay"), parse("--weight-decay", "0.05").resolved("weight_decay")) == (0.0,
                                                                                                               0.05)
