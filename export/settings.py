@@ -159,6 +159,9 @@ class CifarExportConfig(TrainingOptions):
         if shift is not None and not 0 <= 2 * shift < CIFAR_IMAGE_SIZE:
             raise ValueError(f"--test-time-shift {shift}: expected a number of pixels from 0 to "
                              f"{(CIFAR_IMAGE_SIZE - 1) // 2} (below half the {CIFAR_IMAGE_SIZE}-pixel images)")
+        if self.shift_fraction is not None and not 0.0 < self.shift_fraction < 1.0:
+            raise ValueError(f"--shift-fraction {self.shift_fraction}: expected a fraction of the image's side "
+                             f"between 0 and 1 (0.1: up to 3 pixels of {CIFAR_IMAGE_SIZE})")
         if self.resolved("test_time_vertical") and not self.resolved("test_time_shift"):
             raise ValueError("--test-time-vertical shifts the views --test-time-shift pixels up and down, but that "
                              "shift is 0 here: give --test-time-shift 1 or more (the improved recipe's is 2)")

@@ -124,6 +124,14 @@ def test_a_test_time_shift_the_images_cannot_take_is_exit_2_naming_it(shift, cap
 
 
 
+@pytest.mark.parametrize("fraction", ["0", "1.5", "-0.1"])
+def test_a_shift_fraction_outside_zero_to_one_is_exit_2_naming_it(fraction, capsys):
+    from export.__main__ import main
+
+    assert main(["cifar10", "--data", "synthetic", "--recipe", "improved", "--shift-fraction", fraction]) == 2
+    assert f"--shift-fraction {float(fraction)}: expected a fraction of the image's side" in capsys.readouterr().err
+
+
 def test_vertical_views_without_a_shift_are_exit_2_naming_both_flags(capsys):
     from export.__main__ import main
 
