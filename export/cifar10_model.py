@@ -6,10 +6,9 @@ import keras
 from keras import layers
 
 from export.cifar10_data import CLASS_NAMES, INPUT_SIZE
-from export.settings import SHIFT_INTERPOLATIONS
+from export.settings import SHIFT_FRACTION, SHIFT_INTERPOLATIONS, check_shift_fraction
 
 DROPOUT = 0.2
-SHIFT_FRACTION = 0.1  # the training shift's largest move each way, a fraction of the image's side
 PARAMETER_COUNT = 2_264_458
 
 
@@ -32,8 +31,7 @@ def build_model(num_classes: int = len(CLASS_NAMES), augment: bool = False, seed
     if shift_interpolation not in SHIFT_INTERPOLATIONS:
         raise ValueError(f"shift interpolation must be one of {', '.join(SHIFT_INTERPOLATIONS)}, got "
                          f"{shift_interpolation!r}")
-    if not 0.0 < shift_fraction < 1.0:
-        raise ValueError(f"shift fraction must be in (0, 1) of the image's size, got {shift_fraction}")
+    check_shift_fraction(shift_fraction)
     if not 0.0 <= random_erasing <= 1.0:
         raise ValueError(f"random erasing must be a fraction of images in [0, 1], got {random_erasing}")
     inputs = keras.Input(shape=(*INPUT_SIZE, 3), name="pixels")

@@ -26,18 +26,27 @@ PRECISION_HELP = ("float32: the reference numerics; mixed_bfloat16: layers compu
                   "or AVX512-BF16; several times slower without; changes the numerics); auto: mixed_bfloat16 on a "
                   "CPU with bf16 units, else float32. The exported model is float32 either way")
 CIFAR_IMAGE_SIZE = 32  # export.cifar10_data.INPUT_SIZE's side, here without importing numpy
+SHIFT_FRACTION = 0.1  # the training shift's largest move each way, a fraction of the side (both recipes' default)
+
 # What each CIFAR recipe uses where its command line leaves a setting at "recipe's" (None). The reference numerics
 # are the reference project's; the improved recipe's values are the best measured (README, "Measured results").
 RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
     "reference": {"learning_rate": 1e-3, "conv_dropout": 0.2, "dense_dropout": 0.2, "test_time_flip": False,
                   "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.0, "optimizer": "adam",
                   "test_time_shift": 0, "test_time_vertical": False, "precision": "float32",
-                  "shift_interpolation": "bilinear", "shift_fraction": 0.1},
+                  "shift_interpolation": "bilinear", "shift_fraction": SHIFT_FRACTION},
     "improved": {"learning_rate": 2e-3, "conv_dropout": 0.0, "dense_dropout": 0.0, "test_time_flip": True,
                  "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.0, "optimizer": "adam",
                  "test_time_shift": 2, "test_time_vertical": False, "precision": "auto",
-                 "shift_interpolation": "nearest", "shift_fraction": 0.1},
+                 "shift_interpolation": "nearest", "shift_fraction": SHIFT_FRACTION},
 }
+
+
+def check_shift_fraction(value: float, name: str = "shift fraction") -> None:
+    """Refuse a training-shift fraction the shift cannot take (the command line and `build_model` both ask here)."""
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} {value}: expected a fraction of the image's side between 0 and 1 ({SHIFT_FRACTION}: "
+                         f"up to {SHIFT_FRACTION * CIFAR_IMAGE_SIZE:g} pixels of {CIFAR_IMAGE_SIZE})")
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", *, group: str = "training",  # noqa: A002
@@ -159,9 +168,8 @@ class CifarExportConfig(TrainingOptions):
         if shift is not None and not 0 <= 2 * shift < CIFAR_IMAGE_SIZE:
             raise ValueError(f"--test-time-shift {shift}: expected a number of pixels from 0 to "
                              f"{(CIFAR_IMAGE_SIZE - 1) // 2} (below half the {CIFAR_IMAGE_SIZE}-pixel images)")
-        if self.shift_fraction is not None and not 0.0 < self.shift_fraction < 1.0:
-            raise ValueError(f"--shift-fraction {self.shift_fraction}: expected a fraction of the image's side "
-                             f"between 0 and 1 (0.1: up to 3 pixels of {CIFAR_IMAGE_SIZE})")
+        if self.shift_fraction is not None:
+            check_shift_fraction(self.shift_fraction, "--shift-fraction")
         if self.resolved("test_time_vertical") and not self.resolved("test_time_shift"):
             raise ValueError("--test-time-vertical shifts the views --test-time-shift pixels up and down, but that "
                              "shift is 0 here: give --test-time-shift 1 or more (the improved recipe's is 2)")
