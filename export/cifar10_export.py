@@ -55,7 +55,7 @@ def run(cfg: CifarExportConfig) -> dict:
             epochs=cfg.epochs, batch_size=cfg.batch_size, seed=cfg.seed, logdir=cfg.logdir,
             checkpoint_dir=cfg.cache_dir / "checkpoints" / cfg.name, resume=cfg.resume,
             early_stopping=cfg.early_stopping, log_every_steps=cfg.log_every_steps,
-        ))
+        ), test_each_epoch=splits.test if cfg.test_each_epoch else None)
     model = as_float32(model, build)  # evaluated, gated and exported in float32 whatever trained it
     # The epochs' wall time, across the runs of a resumed fit (this process's own when nothing was recorded).
     fit_seconds = sum(history.get("epoch_seconds", [])) or time.monotonic() - fit_started
@@ -96,7 +96,8 @@ def run(cfg: CifarExportConfig) -> dict:
                 "test_time_vertical": vertical, "test_time_views": views,
                 "test_accuracy_without_flip": plain, "test_accuracy_flip_only": flip_only,
                 "recipe": cfg.recipe, "lr_schedule": "constant" if cfg.recipe == "reference" else "warmup+cosine",
-                "precision": precision, "seed": cfg.seed, "seconds": round(time.monotonic() - started, 1),
+                "precision": precision, "seed": cfg.seed, "test_each_epoch": cfg.test_each_epoch,
+                "seconds": round(time.monotonic() - started, 1),
                 "fit_seconds": round(fit_seconds, 1),
                 "images_per_second": round(len(train) * epochs_run / fit_seconds, 1) if fit_seconds else None,
             },

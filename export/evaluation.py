@@ -81,7 +81,7 @@ def write_artifacts(directory: Path, metrics: dict, class_names: list[str], hist
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
-        for prefix, style in (("", "-"), ("val_", "--")):
+        for prefix, style in (("", "-"), ("val_", "--"), ("test_", ":")):
             values = history.get(prefix + key)
             if values:
                 ax.plot(range(1, len(values) + 1), values, style, marker="o", label=prefix + key)

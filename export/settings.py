@@ -162,6 +162,10 @@ class CifarExportConfig(TrainingOptions):
                                              action=argparse.BooleanOptionalAction)
     precision: str | None = option(None, PRECISION_HELP + ". Default: the recipe's (reference float32, improved "
                                    "auto)", choices=PRECISION_CHOICES)
+    test_each_epoch: bool = option(False, "evaluate the test images after every epoch, as the reference project's "
+                                   "fit with the test set as validation data did: test_accuracy and test_loss per "
+                                   "epoch in the log, history and learning curve (a few seconds an epoch); never "
+                                   "used to stop early or to choose weights")
 
     def __post_init__(self) -> None:
         shift = self.test_time_shift

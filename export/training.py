@@ -94,6 +94,25 @@ class EpochRecord(keras.callbacks.Callback):
         os.replace(partial, self.path)
 
 
+class TestEachEpoch(keras.callbacks.Callback):
+    """Evaluates held-out test images after every epoch and adds `test_loss` and `test_accuracy` to the epoch's logs
+    (so `history.json`, TensorBoard and the learning curve carry them), as a fit with the test set as its
+    validation data would. It only observes: nothing stops early or picks weights on these figures. Placed before
+    the callbacks that record the logs."""
+
+    def __init__(self, test: tf.data.Dataset):
+        super().__init__()
+        self.test = test
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        result = self.model.evaluate(self.test, verbose=0, return_dict=True)
+        logs["test_loss"], logs["test_accuracy"] = float(result["loss"]), float(result["accuracy"])
+        logger.info("epoch %d: test accuracy %.4f, test loss %.4f", epoch + 1, logs["test_accuracy"],
+                    logs["test_loss"])
+
+
 def restored_history(checkpoint_dir: Path) -> dict[str, list[float]]:
     """The epochs a resumed fit starts after: `history.json` cut to the epoch count of Keras's own backup
     metadata (the checkpoint the weights come from); empty when there is nothing to resume."""
@@ -126,11 +145,16 @@ def input_pipeline(data: LabeledImages, batch_size: int, shuffle: bool, seed: in
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: TrainSettings) -> dict:
+def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: TrainSettings,
+        test_each_epoch: LabeledImages | None = None) -> dict:
     """Fit with TensorBoard, resumable backups and optional early stopping; returns the history per epoch (every
-    metric plus `epoch_seconds`), including the epochs of earlier runs when resumed."""
+    metric plus `epoch_seconds`), including the epochs of earlier runs when resumed. With `test_each_epoch`, those
+    images are evaluated after every epoch (`TestEachEpoch`: recorded, never used to stop or choose weights)."""
     keras.utils.set_random_seed(settings.seed)
     callbacks: list[keras.callbacks.Callback] = []
+    if test_each_epoch is not None and len(test_each_epoch):
+        callbacks.append(TestEachEpoch(input_pipeline(test_each_epoch, settings.batch_size, shuffle=False,
+                                                      seed=settings.seed)))
     if settings.logdir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(settings.logdir), histogram_freq=0))
     earlier: dict[str, list[float]] = {}

@@ -30,6 +30,9 @@ def test_options_reach_the_config_and_the_gate_policy():
     cifar = settings.from_args(settings.CifarExportConfig,
                                build_parser().parse_args(["cifar10", "--data", "x", "--augment", "--val-split", "0"]))
     assert cifar.augment is True and cifar.val_split == 0.0 and cifar.epochs == 25 and cifar.batch_size == 64
+    assert cifar.test_each_epoch is False
+    assert settings.from_args(settings.CifarExportConfig, build_parser().parse_args(
+        ["cifar10", "--data", "x", "--test-each-epoch"])).test_each_epoch is True
 
 
 def test_bad_options_are_refused_by_argparse(capsys):

@@ -98,3 +98,30 @@ def test_a_resumed_fit_reports_every_epoch_and_its_time(tmp_path, monkeypatch):
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "epoch_seconds"} <= set(history)
     assert history["loss"][:2] == saved["loss"] and all(s > 0 for s in history["epoch_seconds"])
     assert not (tmp_path / "ckpt").exists()  # a completed fit removes its checkpoint
+
+
+def test_test_each_epoch_records_every_epochs_test_accuracy_and_the_last_is_the_final_weights(caplog):
+    """The reference project watched its test set after every epoch; `--test-each-epoch` records that curve (and
+    logs it), and the last epoch's figure is the one the export's own evaluation of the final weights gives:
+    the callback observes, it restores or picks nothing."""
+    import logging
+
+    from export.cifar10_model import build_model
+    from export.evaluation import evaluate
+    from export.training import TrainSettings, fit
+
+    data = cifar10_data.synthetic(per_class_train=16, per_class_test=4)
+    model = build_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    with caplog.at_level(logging.INFO, logger="export.training"):
+        no_validation = data.train.subset(np.array([], dtype=int))  # as with --val-split 0
+        history = fit(model, data.train, no_validation, TrainSettings(epochs=3, batch_size=16, seed=0,
+                                                                      log_every_steps=0), test_each_epoch=data.test)
+    assert len(history["test_accuracy"]) == len(history["test_loss"]) == len(history["loss"]) == 3
+    assert "val_accuracy" not in history
+    assert all(0.0 <= a <= 1.0 for a in history["test_accuracy"]) and all(v > 0 for v in history["test_loss"])
+    assert history["test_accuracy"][-1] == pytest.approx(evaluate(model, data.test)["test_accuracy"], abs=1e-6)
+    lines = [r.getMessage() for r in caplog.records if r.name == "export.training"]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1", "epoch 2", "epoch 3"]
+    assert lines[-1] == (f"epoch 3: test accuracy {history['test_accuracy'][-1]:.4f}, "
+                         f"test loss {history['test_loss'][-1]:.4f}")
