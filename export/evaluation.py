@@ -80,11 +80,13 @@ def write_artifacts(directory: Path, metrics: dict, class_names: list[str], hist
     plt.close(fig)
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    epochs = len(history.get("loss", []))
     for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
         for prefix, style in (("", "-"), ("val_", "--"), ("test_", ":")):
             values = history.get(prefix + key)
-            if values:
-                ax.plot(range(1, len(values) + 1), values, style, marker="o", label=prefix + key)
+            if values:  # a series shorter than the fit's (say --test-each-epoch added on --resume) ends with it
+                first = max(1, epochs - len(values) + 1)
+                ax.plot(range(first, first + len(values)), values, style, marker="o", label=prefix + key)
         ax.set_xlabel("epoch")
         ax.set_title(key)
         ax.legend()

@@ -94,7 +94,7 @@ class EpochRecord(keras.callbacks.Callback):
         os.replace(partial, self.path)
 
 
-class TestEachEpoch(keras.callbacks.Callback):
+class EpochTestEvaluation(keras.callbacks.Callback):
     """Evaluates held-out test images after every epoch and adds `test_loss` and `test_accuracy` to the epoch's logs
     (so `history.json`, TensorBoard and the learning curve carry them), as a fit with the test set as its
     validation data would. It only observes: nothing stops early or picks weights on these figures. Placed before
@@ -149,12 +149,12 @@ def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: 
         test_each_epoch: LabeledImages | None = None) -> dict:
     """Fit with TensorBoard, resumable backups and optional early stopping; returns the history per epoch (every
     metric plus `epoch_seconds`), including the epochs of earlier runs when resumed. With `test_each_epoch`, those
-    images are evaluated after every epoch (`TestEachEpoch`: recorded, never used to stop or choose weights)."""
+    images are evaluated after every epoch (`EpochTestEvaluation`: recorded, never used to stop or choose weights)."""
     keras.utils.set_random_seed(settings.seed)
     callbacks: list[keras.callbacks.Callback] = []
     if test_each_epoch is not None and len(test_each_epoch):
-        callbacks.append(TestEachEpoch(input_pipeline(test_each_epoch, settings.batch_size, shuffle=False,
-                                                      seed=settings.seed)))
+        test = input_pipeline(test_each_epoch, settings.batch_size, shuffle=False, seed=settings.seed)
+        callbacks.append(EpochTestEvaluation(test))
     if settings.logdir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(settings.logdir), histogram_freq=0))
     earlier: dict[str, list[float]] = {}
