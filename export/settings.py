@@ -49,11 +49,32 @@ def check_shift_fraction(value: float, name: str = "shift fraction") -> None:
                          f"up to {SHIFT_FRACTION * CIFAR_IMAGE_SIZE:g} pixels of {CIFAR_IMAGE_SIZE})")
 
 
+def format_setting(value: Any) -> str:
+    """A setting's value as help texts write it: on/off, 2e-3 rather than 0.002, 0.2, nearest."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float) and 0 < abs(value) < 0.01:
+        mantissa, exponent = f"{value:e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def describe_recipe_defaults(setting: str) -> str:
+    """Each CIFAR recipe's default for a setting, as the option's help gives it: "reference 1e-3, improved 2e-3",
+    or one value where the recipes agree."""
+    values = {recipe: format_setting(defaults[setting]) for recipe, defaults in RECIPE_DEFAULTS.items()}
+    if len(set(values.values())) == 1:
+        return next(iter(values.values()))
+    return ", ".join(f"{recipe} {value}" for recipe, value in values.items())
+
+
 def option(default: Any = dataclasses.MISSING, help: str = "", *, group: str = "training",  # noqa: A002
-           flag: str | None = None, **argparse_kwargs: Any):
+           flag: str | None = None, by_recipe: bool = False, **argparse_kwargs: Any):
     """A dataclass field that is also a command-line option (`flag` defaults to --field-name; a bool that defaults
-    to True becomes --no-field-name)."""
-    meta = {"help": help, "group": group, "flag": flag, "argparse": argparse_kwargs}
+    to True becomes --no-field-name). `by_recipe`: the field is None unless given (`resolved` then takes the
+    recipe's), and `add_options` ends its help with each recipe's default from `RECIPE_DEFAULTS`, so the help cannot
+    drift from the values used."""
+    meta = {"help": help, "group": group, "flag": flag, "by_recipe": by_recipe, "argparse": argparse_kwargs}
     if isinstance(default, (list, tuple)):
         return dataclasses.field(default_factory=lambda: tuple(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -119,49 +140,47 @@ class CifarExportConfig(TrainingOptions):
     name: str = option("cifar10", "model name in the repository", group="publishing")
     recipe: str = option("reference", "reference: the reference numerics (constant Adam rate, no augmentation); "
                          "improved: the same CNN with random flip and whole-pixel shift augmentation, the rate "
-                         "warmed up to 2e-3 over the first epoch, then cosine-decayed to 0, no dropout (the layers "
+                         f"warmed up to {format_setting(RECIPE_DEFAULTS['improved']['learning_rate'])} over the "
+                         "first epoch, then cosine-decayed to 0, no dropout (the layers "
                          "stay at rate 0), 6 test-time views (flip, shifts)", choices=CIFAR_RECIPES)
-    learning_rate: float | None = option(None, "learning rate (the improved recipe's peak rate); default: the "
-                                         "recipe's (reference 1e-3, improved 2e-3)", type=float)
-    conv_dropout: float | None = option(None, "dropout rate after each conv block; default: the recipe's "
-                                        "(reference 0.2, improved 0)", group="model", type=float)
-    dense_dropout: float | None = option(None, "dropout rate before and after the dense layers; default: the "
-                                         "recipe's (reference 0.2, improved 0)", group="model", type=float)
+    learning_rate: float | None = option(None, "learning rate (the improved recipe's peak rate)", type=float,
+                                         by_recipe=True)
+    conv_dropout: float | None = option(None, "dropout rate after each conv block", group="model", type=float,
+                                        by_recipe=True)
+    dense_dropout: float | None = option(None, "dropout rate before and after the dense layers", group="model",
+                                         type=float, by_recipe=True)
     optimizer: str | None = option(None, "adam, or sgd: SGD with Nesterov momentum 0.9 (give it its own "
-                                   "--learning-rate, e.g. 0.05); default: the recipe's (adam)", choices=OPTIMIZERS)
+                                   "--learning-rate, e.g. 0.05)", choices=OPTIMIZERS, by_recipe=True)
     weight_decay: float | None = option(None, "decoupled weight decay (AdamW: each step shrinks kernels by rate × "
                                         "decay; biases and batch-norm scales/offsets are left alone); 0: plain "
-                                        "Adam; default: the recipe's (0)", type=float)
+                                        "Adam", type=float, by_recipe=True)
     label_smoothing: float | None = option(None, "cross-entropy against targets of 1 - S for the true class and "
-                                           "S / classes spread over all classes (Keras's label_smoothing); "
-                                           "default: the recipe's (0)", type=float, metavar="S")
+                                           "S / classes spread over all classes (Keras's label_smoothing)",
+                                           type=float, metavar="S", by_recipe=True)
     random_erasing: float | None = option(None, "fraction of training images in which Keras's RandomErasing "
-                                          "replaces a random rectangle with noise (training only); default: the "
-                                          "recipe's (0)", group="model", type=float, metavar="FRACTION")
+                                          "replaces a random rectangle with noise (training only)", group="model",
+                                          type=float, metavar="FRACTION", by_recipe=True)
     shift_fraction: float | None = option(None, "the random training shift's largest move each way, a fraction "
                                           "of the image's side (0.1: 3.2 pixels of 32; 0.125: 4, the classic "
-                                          "pad-and-crop range); default: the recipe's (0.1)", group="model",
-                                          type=float, metavar="FRACTION")
+                                          "pad-and-crop range)", group="model", type=float, metavar="FRACTION",
+                                          by_recipe=True)
     shift_interpolation: str | None = option(None, "how the random training shift (--shift-fraction) "
                                              "resamples: bilinear moves by fractions of a pixel and blurs the "
-                                             "image, nearest by whole pixels; default: the recipe's (reference, with "
-                                             "--augment: bilinear; improved: nearest)",
-                                             group="model", choices=SHIFT_INTERPOLATIONS)
+                                             "image, nearest by whole pixels (the reference recipe shifts only "
+                                             "with --augment)", group="model", choices=SHIFT_INTERPOLATIONS,
+                                             by_recipe=True)
     test_time_flip: bool | None = option(None, "serve the mean of the probabilities for the image and its mirror "
-                                         "image (in the exported graph; twice the compute per image); default: the "
-                                         "recipe's (reference off, improved on)", group="model",
-                                         action=argparse.BooleanOptionalAction)
+                                         "image (in the exported graph; twice the compute per image)", group="model",
+                                         action=argparse.BooleanOptionalAction, by_recipe=True)
     test_time_shift: int | None = option(None, "also serve the mean over copies of the image shifted PIXELS left "
                                          "and right (reflected border), each mirrored too with the flip: 6 "
-                                         "forward passes per image instead of 2; 0: none; default: the recipe's "
-                                         "(reference 0, improved 2)", group="model", type=int, metavar="PIXELS")
+                                         "forward passes per image instead of 2; 0: none", group="model", type=int,
+                                         metavar="PIXELS", by_recipe=True)
     test_time_vertical: bool | None = option(None, "shift the served views PIXELS up and down as well: 10 "
                                              "forward passes per image with the flip instead of 6 (measured +0.29 "
-                                             "points on average over eight models for 1.7x the 6 views' compute); "
-                                             "default: the recipe's (off)", group="model",
-                                             action=argparse.BooleanOptionalAction)
-    precision: str | None = option(None, PRECISION_HELP + ". Default: the recipe's (reference float32, improved "
-                                   "auto)", choices=PRECISION_CHOICES)
+                                             "points on average over eight models for 1.7x the 6 views' compute)",
+                                             group="model", action=argparse.BooleanOptionalAction, by_recipe=True)
+    precision: str | None = option(None, PRECISION_HELP, choices=PRECISION_CHOICES, by_recipe=True)
     test_each_epoch: bool = option(False, "evaluate the test images after every epoch, as the reference project's "
                                    "fit with the test set as validation data did: test_accuracy and test_loss per "
                                    "epoch in the log, history and learning curve (a few seconds an epoch); never "
@@ -176,7 +195,8 @@ class CifarExportConfig(TrainingOptions):
             check_shift_fraction(self.shift_fraction, "--shift-fraction")
         if self.resolved("test_time_vertical") and not self.resolved("test_time_shift"):
             raise ValueError("--test-time-vertical shifts the views --test-time-shift pixels up and down, but that "
-                             "shift is 0 here: give --test-time-shift 1 or more (the improved recipe's is 2)")
+                             "shift is 0 here: give --test-time-shift 1 or more (the improved recipe's is "
+                             f"{RECIPE_DEFAULTS['improved']['test_time_shift']})")
 
     @property
     def augments(self) -> bool:
@@ -260,6 +280,8 @@ def add_options(parser: argparse.ArgumentParser, config_class: type,
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
         help_text = meta["help"]
+        if meta["by_recipe"]:
+            help_text = f"{help_text}; default: the recipe's ({describe_recipe_defaults(f.name)})"
         if f.type in ("bool", bool):
             if default:
                 flag = "--no-" + f.name.replace("_", "-")

@@ -1,5 +1,6 @@
 """Exporter settings: one definition per setting gives the options, their defaults and the frozen config."""
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -63,9 +64,33 @@ def test_help_that_states_its_default_gets_no_second_default_appended(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["cifar10", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "Default: the recipe's (reference float32, improved auto)" in text
+    assert "default: the recipe's (reference float32, improved auto)" in text
     assert "improved auto) (default" not in text
-    assert "improved: nearest) (default" not in text
+    assert "improved nearest) (default" not in text
+
+
+def test_every_recipe_setting_is_an_option_whose_help_gives_each_recipes_default_from_the_table(capsys,
+                                                                                                 monkeypatch):
+    by_recipe = {f.name for f in dataclasses.fields(settings.CifarExportConfig) if f.metadata["by_recipe"]}
+    assert by_recipe == set(settings.RECIPE_DEFAULTS["reference"]) == set(settings.RECIPE_DEFAULTS["improved"])
+    assert all(getattr(settings.CifarExportConfig(data="d"), name) is None for name in by_recipe)
+
+    def help_text() -> str:
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["cifar10", "--help"])
+        return " ".join(capsys.readouterr().out.split())
+
+    text = help_text()
+    assert "default: the recipe's (reference 1e-3, improved 2e-3)" in text
+    assert "default: the recipe's (reference off, improved on)" in text  # --test-time-flip
+    assert "default: the recipe's (adam)" in text  # one value where the recipes agree
+    # a default changed in the table is what the help then says: nothing written a second time by hand
+    changed = {recipe: {**values} for recipe, values in settings.RECIPE_DEFAULTS.items()}
+    changed["improved"].update(learning_rate=1.5e-3, conv_dropout=0.1)
+    monkeypatch.setattr(settings, "RECIPE_DEFAULTS", changed)
+    text = help_text()
+    assert "default: the recipe's (reference 1e-3, improved 1.5e-3)" in text
+    assert "after each conv block; default: the recipe's (reference 0.2, improved 0.1)" in text
 
 
 def test_improved_recipe_augments_and_warms_up_then_decays_the_rate_to_zero():
