@@ -8,9 +8,11 @@ exported with) classifies the test images through each set of views that `--test
 `--test-time-shift` can export: the image alone, with its mirror image, and per shift the image and copies shifted
 that many pixels left and right (6 forward passes with the flip), or also up and down (10, exported with
 `--test-time-vertical`). All sets see the same images, so their differences are paired: much less noisy than
-comparing two training runs. The table gives accuracy, forward passes per image, the change against the flip and
-what each set costs: images/s of the Keras classifier in this process (batch `--batch-size`, after one warm-up
-batch) and that time relative to the flip's, measured in the same run.
+comparing two training runs. `--split validation` measures on the images the model's own run held out for
+validation (the split is rebuilt from the version's metadata: seed, --val-split, --limit), so the views can be
+chosen without looking at the test set. The table gives accuracy, forward passes per image, the change against
+the flip and what each set costs: images/s of the Keras classifier in this process (batch `--batch-size`, after
+one warm-up batch) and that time relative to the flip's, measured in the same run.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class ViewsConfig:
     shifts: tuple[int, ...]
     cache_dir: Path
     batch_size: int
+    split: str = "test"
 
 
 def parse_shifts(text: str) -> tuple[int, ...]:
@@ -47,8 +50,34 @@ def parse_shifts(text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
+def validation_images(model_path: Path, splits):
+    """The validation images of the run that exported `model_path` (its assets.extra/keras_model.keras): the same
+    stratified --limit and --val-split with the same seed as `export.cifar10_export`, checked against the counts
+    its metadata recorded. DataError naming what is missing or different."""
+    from export.gate import METADATA_PATH
+    from export.image_data import DataError, stratified_limit, stratified_split
+
+    version = model_path.parent.parent
+    try:
+        metadata = json.loads((version / METADATA_PATH).read_text())
+        data, seed = metadata["data"], metadata["training"]["seed"]
+        fraction, limit, expected = data["val_split"], data.get("limit"), data["validation_images"]
+    except (OSError, ValueError, KeyError) as e:
+        raise DataError(f"--split validation: {str(version)!r} has no export metadata with its split ({e}); "
+                        "give a published version") from e
+    if not expected:
+        raise DataError(f"--split validation: {str(version)!r} was trained with --val-split {fraction:g}, so no "
+                        "images were held out: use --split test, or export with --val-split 0.1")
+    train, held_out = stratified_split(stratified_limit(splits.train, limit, seed), fraction, seed)
+    if len(held_out) != expected or len(train) != data["train_images"]:
+        raise DataError(f"--split validation: this --data gives {len(train)} training and {len(held_out)} "
+                        f"validation images, the model's run had {data['train_images']} and {expected}: pass the "
+                        f"data it was trained on ({data.get('source')})")
+    return held_out
+
+
 def run(cfg: ViewsConfig) -> dict:
-    """Test accuracy of the model's classifier under each set of views."""
+    """Accuracy of the model's classifier under each set of views, on the test or its validation images."""
     from export import cifar10_data
     from export.evaluation import metrics_from_predictions, predict_probabilities
     from export.test_time_augmentation import view_count, with_test_time_views, without_test_time_views
@@ -56,8 +85,9 @@ def run(cfg: ViewsConfig) -> dict:
 
     path = resolve_project_model(cfg.model, flag="--model")
     classifier = without_test_time_views(load_project_model(cfg.model, flag="--model"))
-    test = cifar10_data.load(cfg.data, cfg.cache_dir).test
-    logger.info("%s: %d test images from %s", path, len(test), cfg.data)
+    splits = cifar10_data.load(cfg.data, cfg.cache_dir)
+    test = splits.test if cfg.split == "test" else validation_images(path, splits)
+    logger.info("%s: %d %s images from %s", path, len(test), cfg.split, cfg.data)
     sets = [("image alone", False, 0, False), ("image + mirror (--test-time-flip)", True, 0, False)]
     for shift in cfg.shifts:
         sets += [(f"+ shifts ±{shift} px left/right (--test-time-shift {shift})", True, shift, False),
@@ -77,7 +107,7 @@ def run(cfg: ViewsConfig) -> dict:
     for row in rows:
         row["change_points_vs_flip"] = round(100 * (row["accuracy"] - rows[1]["accuracy"]), 2)
         row["time_vs_flip"] = round(row["seconds"] / rows[1]["seconds"], 2)
-    return {"model": str(path), "test_images": len(test), "rows": rows}
+    return {"model": str(path), "split": cfg.split, f"{cfg.split}_images": len(test), "rows": rows}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, required=True, help="a published version (models/cifar10/3), a model "
                    "directory (its newest version) or a .keras file")
-    p.add_argument("--data", required=True, help="CIFAR-10 source as for `python -m export cifar10` (its test split)")
+    p.add_argument("--data", required=True, help="CIFAR-10 source as for `python -m export cifar10`")
+    p.add_argument("--split", choices=("test", "validation"), default="test",
+                   help="the test images (default), or the images the model's run held out for validation")
     p.add_argument("--shifts", default="1,2,3", help="shifts in pixels to measure (default 1,2,3)")
     p.add_argument("--cache-dir", type=Path, default=Path(".cache"))
     p.add_argument("--batch-size", type=int, default=256)
@@ -96,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         shifts = parse_shifts(a.shifts)
     except ValueError as e:
         p.error(str(e))
-    cfg = ViewsConfig(a.model, a.data, shifts, a.cache_dir, a.batch_size)
+    cfg = ViewsConfig(a.model, a.data, shifts, a.cache_dir, a.batch_size, a.split)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from serving.tf_logging import quiet_tensorflow
 
