@@ -85,6 +85,7 @@ def run(cfg: CaltechownConfig) -> dict:
         model.compile(keras.optimizers.Adam(learning_rate(cfg.learning_rate, cfg.lr_schedule, cfg.epochs, steps)),
                       "sparse_categorical_crossentropy", metrics=["accuracy"])
         history = fit(model, train, val, settings)
+        phases = {"epochs_run": len(history.get("loss", [])), "restored_epoch": history.restored_epoch}
         if cfg.fine_tune_epochs:
             opened = unfreeze_top(base, cfg.fine_tune_layers)
             logger.info("fine-tuning %d backbone layers at learning rate %g", opened, cfg.fine_tune_learning_rate)
@@ -92,7 +93,11 @@ def run(cfg: CaltechownConfig) -> dict:
             model.compile(keras.optimizers.Adam(rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
             tuned = fit(model, train, val, TrainSettings(**{**settings.__dict__, "epochs": cfg.fine_tune_epochs,
                                                             "resume": False}))
+            phases.update(fine_tune_epochs_run=len(tuned.get("loss", [])),
+                          fine_tune_restored_epoch=tuned.restored_epoch)
             history = {k: history.get(k, []) + tuned.get(k, []) for k in set(history) | set(tuned)}
+    fit_seconds = sum(history.get("epoch_seconds", []))
+    trained_images = len(train) * len(history.get("loss", []))
     # Evaluated, gated and exported in float32 whatever trained it; the float32 copy's backbone is built without
     # downloading weights (the trained ones replace them).
     model = as_float32(model, lambda: build(weights="none")[0])
@@ -122,6 +127,8 @@ def run(cfg: CaltechownConfig) -> dict:
                          "input_size": cfg.input_size, "augment": cfg.augment,
                          "test_time_flip": cfg.test_time_flip, "test_accuracy_without_flip": plain,
                          "class_weights": cfg.class_weights, "precision": precision, "seed": cfg.seed,
+                         **phases, "fit_seconds": round(fit_seconds, 1),
+                         "images_per_second": round(trained_images / fit_seconds, 1) if fit_seconds else None,
                          "seconds": round(time.monotonic() - started, 1)},
         },
     )

@@ -83,7 +83,8 @@ def run(cfg: CifarExportConfig) -> dict:
                 **({"label_mode": cfg.label_mode} if isinstance(cfg, Cifar100ExportConfig) else {}),
             },
             "training": {
-                "epochs": cfg.epochs, "epochs_run": epochs_run, "batch_size": cfg.batch_size,
+                "epochs": cfg.epochs, "epochs_run": epochs_run, "restored_epoch": history.restored_epoch,
+                "batch_size": cfg.batch_size,
                 "learning_rate": cfg.resolved("learning_rate"),
                 "optimizer": optimizer_name(cfg),
                 "weight_decay": cfg.resolved("weight_decay"), "augment": cfg.augments,

@@ -119,8 +119,9 @@ class TrainingOptions(PublishOptions):
     limit: int | None = option(None, "use a stratified subset of N training images", type=int)
     seed: int = option(42, "seed for splits, shuffling and initialisation", type=int)
     augment: bool = option(False, "random flip/shift augmentation")
-    early_stopping: int | None = option(None, "stop when val_loss has not improved for PATIENCE epochs (restores "
-                                        "best weights)", type=int, metavar="PATIENCE")
+    early_stopping: int | None = option(None, "stop when val_loss has not improved for PATIENCE epochs; stopped "
+                                        "or not, keep the weights of the lowest val_loss epoch (needs validation "
+                                        "images)", type=int, metavar="PATIENCE")
     logdir: Path | None = option(None, "TensorBoard log directory", type=Path)
     log_every_steps: int = option(100, "when output is not a terminal, log step, images/s, loss, accuracy and ETA "
                                   "every N training steps (0: epoch lines only)", type=int)

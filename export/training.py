@@ -34,6 +34,13 @@ class TrainSettings:
     log_every_steps: int = 100  # progress lines when output is not a terminal (0: none)
 
 
+class FitHistory(dict):
+    """The history per epoch (metric → list of values, as Keras's History has it, across resumed runs), plus which
+    epoch's weights the model holds when early stopping restored its best (lowest val_loss) epoch."""
+
+    restored_epoch: int | None = None  # 1-based; None without early stopping
+
+
 class ProgressLog(keras.callbacks.Callback):
     """Logs step, images/s, running loss and accuracy and the ETA of the whole fit every `every` steps — for output
     that is not a terminal (CI, nohup, Kubernetes Jobs), where Keras's progress bar prints nothing until the epoch
@@ -148,7 +155,8 @@ def input_pipeline(data: LabeledImages, batch_size: int, shuffle: bool, seed: in
 def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: TrainSettings,
         test_each_epoch: LabeledImages | None = None) -> dict:
     """Fit with TensorBoard, resumable backups and optional early stopping; returns the history per epoch (every
-    metric plus `epoch_seconds`), including the epochs of earlier runs when resumed. With `test_each_epoch`, those
+    metric plus `epoch_seconds`), including the epochs of earlier runs when resumed, and the epoch whose weights
+    early stopping kept (`FitHistory.restored_epoch`). With `test_each_epoch`, those
     images are evaluated after every epoch (`EpochTestEvaluation`: recorded, never used to stop or choose weights)."""
     keras.utils.set_random_seed(settings.seed)
     callbacks: list[keras.callbacks.Callback] = []
@@ -170,10 +178,13 @@ def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: 
     if settings.checkpoint_dir:
         # Saves model + optimizer + epoch every epoch; deleted (with history.json) after a completed fit.
         callbacks.append(keras.callbacks.BackupAndRestore(str(settings.checkpoint_dir), delete_checkpoint=True))
+    stopper = None
     if settings.early_stopping and len(val):
-        callbacks.append(
-            keras.callbacks.EarlyStopping(patience=settings.early_stopping, restore_best_weights=True)
-        )
+        stopper = keras.callbacks.EarlyStopping(patience=settings.early_stopping, restore_best_weights=True)
+        callbacks.append(stopper)
+    elif settings.early_stopping:
+        logger.warning("early stopping (patience %d) is off: there are no validation images to watch (--val-split)",
+                       settings.early_stopping)
     on_terminal = sys.stderr.isatty()
     if settings.log_every_steps > 0 and not on_terminal:
         callbacks.append(ProgressLog(settings.log_every_steps, settings.batch_size))
@@ -188,4 +199,11 @@ def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: 
         shuffle=False,  # the input pipeline shuffles
         verbose=1 if on_terminal else 2,  # a bar on a terminal, one line per epoch otherwise
     )
-    return record.history  # Keras's History would hold only this run's epochs when resumed
+    history = FitHistory(record.history)  # Keras's History would hold only this run's epochs when resumed
+    if stopper is not None and stopper.best_weights is not None:
+        # Keras restores the best epoch's weights at the end of the fit, stopped early or not; its epoch numbers
+        # count from the first run of a resumed fit.
+        history.restored_epoch = stopper.best_epoch + 1
+        logger.info("early stopping: %d of %d epochs ran; the weights of epoch %d (lowest val_loss %.4f) kept",
+                    len(history.get("loss", [])), settings.epochs, history.restored_epoch, stopper.best)
+    return history

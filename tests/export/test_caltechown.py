@@ -90,13 +90,22 @@ def test_split_keeps_every_class_in_training_and_reports_small_ones(caltech_samp
 def test_caltechown_export_contract(caltech_sample, own_dir, tmp_path):
     summary = run(CaltechownConfig(data=caltech_sample, own=(own_dir,), backbone="mobilenetv2", weights="none",
                                    input_size=32, epochs=1, fine_tune_epochs=1, fine_tune_layers=5, test_time_flip=True,
-                                   model_base_path=tmp_path / "models", cache_dir=tmp_path / "cache"))
+                                   early_stopping=3, model_base_path=tmp_path / "models", cache_dir=tmp_path / "cache"))
     assert summary["published"] and summary["version"] == 1
     path = tmp_path / "models" / "caltechown" / "1"
     meta = json.loads((path / "assets.extra" / "export_metadata.json").read_text())
     assert meta["num_classes"] == 103 and meta["class_names"][102] == "espresso_cup"
     assert meta["data"]["own_classes"] == ["espresso_cup"] and meta["training"]["fine_tune_epochs"] == 1
     assert meta["training"]["test_time_flip"] and 0 <= meta["training"]["test_accuracy_without_flip"] <= 1
+    # each phase's epochs run and the epoch whose weights early stopping kept (none: this small sample leaves no
+    # validation images, so early stopping is off, with a warning); the fit's time and throughput
+    training = meta["training"]
+    assert meta["data"]["validation_images"] == 0
+    assert (training["epochs_run"], training["restored_epoch"]) == (1, None)
+    assert (training["fine_tune_epochs_run"], training["fine_tune_restored_epoch"]) == (1, None)
+    assert training["fit_seconds"] == pytest.approx(sum(meta["history"]["epoch_seconds"]), abs=0.1)
+    assert training["images_per_second"] == pytest.approx(
+        2 * meta["data"]["train_images"] / training["fit_seconds"], rel=0.01)
     own = meta["metrics"]["own_class_accuracy"]
     assert set(own) == {"espresso_cup"} and own["espresso_cup"] == meta["metrics"]["per_class_accuracy"]["espresso_cup"]
     assert (path / "assets" / "labels.txt").read_text().splitlines() == meta["class_names"]

@@ -54,7 +54,7 @@ def test_progress_is_logged_every_n_steps_when_output_is_not_a_terminal(caplog):
     with caplog.at_level(logging.INFO, logger="export.training"):
         history = fit(model, data.train, data.test, TrainSettings(epochs=2, batch_size=16, seed=0, log_every_steps=4))
     lines = [r.getMessage() for r in caplog.records if r.name == "export.training"]
-    assert len(history["loss"]) == 2
+    assert len(history["loss"]) == 2 and history.restored_epoch is None  # no early stopping asked for
     assert len(lines) == 4, lines  # 10 steps per epoch: steps 4 and 8 of each epoch
     assert lines[0].startswith("epoch 1/2 step 4/10: ") and lines[-1].startswith("epoch 2/2 step 8/10: ")
     for line in lines:
@@ -125,3 +125,47 @@ def test_test_each_epoch_records_every_epochs_test_accuracy_and_the_last_is_the_
     assert [line.split(":")[0] for line in lines] == ["epoch 1", "epoch 2", "epoch 3"]
     assert lines[-1] == (f"epoch 3: test accuracy {history['test_accuracy'][-1]:.4f}, "
                          f"test loss {history['test_loss'][-1]:.4f}")
+
+
+def test_early_stopping_keeps_the_lowest_val_loss_epochs_weights_and_reports_that_epoch(caplog):
+    """`--early-stopping` restores the best epoch's weights (Keras does so at the end of the fit, stopped early or
+    not): `restored_epoch` names it, and the model then scores that epoch's val_loss, not the last epoch's."""
+    import logging
+
+    import keras
+
+    from export.cifar10_model import build_model
+    from export.training import TrainSettings, fit
+
+    data = cifar10_data.synthetic(per_class_train=16, per_class_test=4)
+    model = build_model()
+    # a rate far too high for this CNN, so the validation loss moves about and the best epoch need not be the last
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    with caplog.at_level(logging.INFO, logger="export.training"):
+        history = fit(model, data.train, data.test, TrainSettings(epochs=4, batch_size=16, seed=0, early_stopping=10,
+                                                                  log_every_steps=0))
+    val_loss = history["val_loss"]
+    assert len(val_loss) == 4 and history.restored_epoch == int(np.argmin(val_loss)) + 1
+    kept = model.evaluate(input_pipeline(data.test, 16, shuffle=False, seed=0), verbose=0, return_dict=True)
+    assert kept["loss"] == pytest.approx(val_loss[history.restored_epoch - 1], rel=1e-4)
+    assert (f"early stopping: 4 of 4 epochs ran; the weights of epoch {history.restored_epoch} (lowest val_loss "
+            f"{min(val_loss):.4f}) kept") in [r.getMessage() for r in caplog.records]
+
+
+def test_early_stopping_without_validation_images_is_off_with_a_warning(caplog):
+    import logging
+
+    from export.cifar10_model import build_model
+    from export.training import TrainSettings, fit
+
+    data = cifar10_data.synthetic(per_class_train=4, per_class_test=1)
+    model = build_model()
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    no_validation = data.train.subset(np.array([], dtype=int))  # as with --val-split 0
+    with caplog.at_level(logging.WARNING, logger="export.training"):
+        history = fit(model, data.train, no_validation, TrainSettings(epochs=1, batch_size=16, seed=0,
+                                                                      early_stopping=3, log_every_steps=0))
+    assert history.restored_epoch is None and len(history["loss"]) == 1
+    assert ("early stopping (patience 3) is off: there are no validation images to watch (--val-split)"
+            in [r.getMessage() for r in caplog.records])
