@@ -8,7 +8,7 @@ import time
 from export import cifar10_data, repository
 from export.cifar10_recipe import loss, model_builder, optimizer, optimizer_name
 from export.evaluation import evaluate
-from export.image_data import stratified_limit, stratified_split
+from export.image_data import limit_then_split
 from export.precision import as_float32, resolve_precision, training_precision
 from export.publishing import PublishSettings, TrainedModel, stage_gate_publish
 from export.settings import Cifar100ExportConfig, CifarExportConfig
@@ -36,8 +36,7 @@ def run(cfg: CifarExportConfig) -> dict:
     started = time.monotonic()
     splits = load_splits(cfg)
     class_names = list(splits.train.class_names)
-    train = stratified_limit(splits.train, cfg.limit, cfg.seed)
-    train, val = stratified_split(train, cfg.val_split, cfg.seed)
+    train, val = limit_then_split(splits.train, cfg.limit, cfg.val_split, cfg.seed)
     logger.info("data: %s — %d train, %d validation, %d test images", splits.source, len(train), len(val),
                 len(splits.test))
     build = model_builder(cfg, len(class_names))

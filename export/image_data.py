@@ -79,6 +79,13 @@ def stratified_limit(data: LabeledImages, limit: int | None, seed: int) -> Label
     return data.subset(np.sort(order[:limit]))
 
 
+def limit_then_split(data: LabeledImages, limit: int | None, fraction: float,
+                     seed: int) -> tuple[LabeledImages, LabeledImages]:
+    """The CIFAR exporters' (train, validation): a stratified --limit subset, then --val-split held out, both with
+    the run's seed (`export.test_time_views --split validation` rebuilds the same split from the metadata)."""
+    return stratified_split(stratified_limit(data, limit, seed), fraction, seed)
+
+
 def stratified_split(
     data: LabeledImages, fraction: float, seed: int, keep_one_per_class: bool = True
 ) -> tuple[LabeledImages, LabeledImages]:

@@ -51,11 +51,11 @@ def parse_shifts(text: str) -> tuple[int, ...]:
 
 
 def validation_images(model_path: Path, splits):
-    """The validation images of the run that exported `model_path` (its assets.extra/keras_model.keras): the same
-    stratified --limit and --val-split with the same seed as `export.cifar10_export`, checked against the counts
-    its metadata recorded. DataError naming what is missing or different."""
+    """The validation images of the run that exported `model_path` (its assets.extra/keras_model.keras): the
+    exporter's own split (`limit_then_split`) with the --limit, --val-split and seed its metadata recorded, checked
+    against the counts recorded there. DataError naming what is missing or different."""
     from export.gate import METADATA_PATH
-    from export.image_data import DataError, stratified_limit, stratified_split
+    from export.image_data import DataError, limit_then_split
 
     version = model_path.parent.parent
     try:
@@ -68,7 +68,7 @@ def validation_images(model_path: Path, splits):
     if not expected:
         raise DataError(f"--split validation: {str(version)!r} was trained with --val-split {fraction:g}, so no "
                         "images were held out: use --split test, or export with --val-split 0.1")
-    train, held_out = stratified_split(stratified_limit(splits.train, limit, seed), fraction, seed)
+    train, held_out = limit_then_split(splits.train, limit, fraction, seed)
     if len(held_out) != expected or len(train) != data["train_images"]:
         raise DataError(f"--split validation: this --data gives {len(train)} training and {len(held_out)} "
                         f"validation images, the model's run had {data['train_images']} and {expected}: pass the "
