@@ -17,7 +17,7 @@ from export.precision import as_float32, resolve_precision, training_precision
 from export.publishing import PublishSettings, TrainedModel, stage_gate_publish
 from export.settings import CaltechownConfig, ImagenetExportConfig
 from export.test_time_augmentation import with_test_time_flip
-from export.training import TrainSettings, fit
+from export.training import TrainSettings, fit, fit_figures
 from export.transfer_model import (
     BACKBONES,
     build_classifier,
@@ -96,8 +96,6 @@ def run(cfg: CaltechownConfig) -> dict:
             phases.update(fine_tune_epochs_run=len(tuned.get("loss", [])),
                           fine_tune_restored_epoch=tuned.restored_epoch)
             history = {k: history.get(k, []) + tuned.get(k, []) for k in set(history) | set(tuned)}
-    fit_seconds = sum(history.get("epoch_seconds", []))
-    trained_images = len(train) * len(history.get("loss", []))
     # Evaluated, gated and exported in float32 whatever trained it; the float32 copy's backbone is built without
     # downloading weights (the trained ones replace them).
     model = as_float32(model, lambda: build(weights="none")[0])
@@ -127,8 +125,8 @@ def run(cfg: CaltechownConfig) -> dict:
                          "input_size": cfg.input_size, "augment": cfg.augment,
                          "test_time_flip": cfg.test_time_flip, "test_accuracy_without_flip": plain,
                          "class_weights": cfg.class_weights, "precision": precision, "seed": cfg.seed,
-                         **phases, "fit_seconds": round(fit_seconds, 1),
-                         "images_per_second": round(trained_images / fit_seconds, 1) if fit_seconds else None,
+                         # both phases' time and images/s; `phases` then gives each phase's own epochs_run
+                         **fit_figures(history, len(train)), **phases,
                          "seconds": round(time.monotonic() - started, 1)},
         },
     )

@@ -13,7 +13,7 @@ from export.precision import as_float32, resolve_precision, training_precision
 from export.publishing import PublishSettings, TrainedModel, stage_gate_publish
 from export.settings import Cifar100ExportConfig, CifarExportConfig
 from export.test_time_augmentation import view_count, with_test_time_views
-from export.training import TrainSettings, fit
+from export.training import TrainSettings, fit, fit_figures
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +56,7 @@ def run(cfg: CifarExportConfig) -> dict:
             early_stopping=cfg.early_stopping, log_every_steps=cfg.log_every_steps,
         ), test_each_epoch=splits.test if cfg.test_each_epoch else None)
     model = as_float32(model, build)  # evaluated, gated and exported in float32 whatever trained it
-    # The epochs' wall time, across the runs of a resumed fit (this process's own when nothing was recorded).
-    fit_seconds = sum(history.get("epoch_seconds", [])) or time.monotonic() - fit_started
-    epochs_run = len(history.get("loss", []))
+    speed = fit_figures(history, len(train), fallback_seconds=time.monotonic() - fit_started)
     plain = flip_only = None
     views = view_count(flip, shift, vertical)
     if views > 1:
@@ -82,7 +80,7 @@ def run(cfg: CifarExportConfig) -> dict:
                 **({"label_mode": cfg.label_mode} if isinstance(cfg, Cifar100ExportConfig) else {}),
             },
             "training": {
-                "epochs": cfg.epochs, "epochs_run": epochs_run, "restored_epoch": history.restored_epoch,
+                "epochs": cfg.epochs, "epochs_run": speed["epochs_run"], "restored_epoch": history.restored_epoch,
                 "batch_size": cfg.batch_size,
                 "learning_rate": cfg.resolved("learning_rate"),
                 "optimizer": optimizer_name(cfg),
@@ -98,8 +96,7 @@ def run(cfg: CifarExportConfig) -> dict:
                 "recipe": cfg.recipe, "lr_schedule": "constant" if cfg.recipe == "reference" else "warmup+cosine",
                 "precision": precision, "seed": cfg.seed, "test_each_epoch": cfg.test_each_epoch,
                 "seconds": round(time.monotonic() - started, 1),
-                "fit_seconds": round(fit_seconds, 1),
-                "images_per_second": round(len(train) * epochs_run / fit_seconds, 1) if fit_seconds else None,
+                "fit_seconds": speed["fit_seconds"], "images_per_second": speed["images_per_second"],
             },
         },
     )

@@ -41,6 +41,15 @@ class FitHistory(dict):
     restored_epoch: int | None = None  # 1-based; None without early stopping
 
 
+def fit_figures(history: dict[str, list[float]], train_images: int, fallback_seconds: float = 0.0) -> dict:
+    """The metadata's `epochs_run`, `fit_seconds` (the epochs' recorded wall time, across the runs of a resumed
+    fit; `fallback_seconds` when none was recorded) and `images_per_second` of a fit's history."""
+    epochs_run = len(history.get("loss", []))
+    seconds = sum(history.get("epoch_seconds", [])) or fallback_seconds
+    return {"epochs_run": epochs_run, "fit_seconds": round(seconds, 1),
+            "images_per_second": round(train_images * epochs_run / seconds, 1) if seconds else None}
+
+
 class ProgressLog(keras.callbacks.Callback):
     """Logs step, images/s, running loss and accuracy and the ETA of the whole fit every `every` steps — for output
     that is not a terminal (CI, nohup, Kubernetes Jobs), where Keras's progress bar prints nothing until the epoch
@@ -156,8 +165,8 @@ def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: 
         test_each_epoch: LabeledImages | None = None) -> dict:
     """Fit with TensorBoard, resumable backups and optional early stopping; returns the history per epoch (every
     metric plus `epoch_seconds`), including the epochs of earlier runs when resumed, and the epoch whose weights
-    early stopping kept (`FitHistory.restored_epoch`). With `test_each_epoch`, those
-    images are evaluated after every epoch (`EpochTestEvaluation`: recorded, never used to stop or choose weights)."""
+    early stopping kept (`FitHistory.restored_epoch`). With `test_each_epoch`, those images are evaluated after
+    every epoch (`EpochTestEvaluation`: recorded, never used to stop or choose weights)."""
     keras.utils.set_random_seed(settings.seed)
     callbacks: list[keras.callbacks.Callback] = []
     if test_each_epoch is not None and len(test_each_epoch):
