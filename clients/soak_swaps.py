@@ -31,6 +31,7 @@ class SoakConfig:
     swaps: int = 8
     port: int = 8711
     settle_s: float = 3.0
+    grpc_port: int = 0
 
 
 def parse_args(argv: list[str] | None) -> SoakConfig:
@@ -39,12 +40,13 @@ def parse_args(argv: list[str] | None) -> SoakConfig:
     p.add_argument("saved_model", type=Path, help="a SavedModel version of the project's contract (copied)")
     p.add_argument("--image", type=Path, required=True, help="the JPEG the background traffic sends")
     p.add_argument("--swaps", type=int, default=8, help="versions to publish one after the other (default 8)")
-    p.add_argument("--port", type=int, default=8711, help="REST port (gRPC uses port+1; default 8711)")
+    p.add_argument("--port", type=int, default=8711, help="REST port (default 8711)")
+    p.add_argument("--grpc-port", type=int, default=0, help="gRPC port (default 0: the REST port + 1)")
     p.add_argument("--settle", type=float, default=3.0, help="seconds of traffic after each swap (default 3)")
     a = p.parse_args(argv)
     if a.swaps < 2 or not (a.saved_model / "saved_model.pb").is_file():
         p.error("--swaps must be ≥ 2 and SAVED_MODEL must hold a saved_model.pb")
-    return SoakConfig(a.saved_model, a.image, a.swaps, a.port, a.settle)
+    return SoakConfig(a.saved_model, a.image, a.swaps, a.port, a.settle, a.grpc_port)
 
 
 def _rss_mib(pid: int) -> float:
@@ -62,7 +64,7 @@ def run(cfg: SoakConfig) -> dict:
     rest = f"http://127.0.0.1:{cfg.port}/v1/models/model"
     with open(work / "server.log", "w") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "serving", f"--rest_api_port={cfg.port}", f"--port={cfg.port + 1}",
+            [sys.executable, "-m", "serving", f"--rest_api_port={cfg.port}", f"--port={cfg.grpc_port or cfg.port + 1}",
              "--model_name=model", f"--model_base_path={base}", "--enable_batching",
              f"--batching_parameters_file={ROOT / 'serving' / 'batching.config'}", "--file_system_poll_wait_seconds=1"],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)

@@ -80,7 +80,7 @@ class _Queue:
 class BatchScheduler:
     """A `serving.runners.Runner` that merges concurrent requests into batches run by its own threads."""
 
-    def __init__(self, options: BatchingOptions, on_queued=None, on_batch=None, on_runtime=None):
+    def __init__(self, options: BatchingOptions, on_queued=None, on_batch=None, on_runtime=None, on_scheduled=None):
         if options.max_batch_size < 1 or options.num_batch_threads < 1:
             raise InvalidArgument("max_batch_size and num_batch_threads must be at least 1")
         self.options = options
@@ -89,6 +89,7 @@ class BatchScheduler:
         self._stopped = False
         self._on_queued = on_queued or (lambda seconds: None)
         self._on_batch = on_batch or (lambda size, padded: None)
+        self._on_scheduled = on_scheduled or (lambda rows: None)
         self._on_runtime = on_runtime or (lambda model_name, api, seconds: None)
         self._threads = [threading.Thread(target=self._worker, name=f"batch-{i}", daemon=True)
                          for i in range(options.num_batch_threads)]
@@ -121,6 +122,8 @@ class BatchScheduler:
         if len(rows) != 1 or None in rows:
             raise InvalidArgument("batching needs every input to have the same 0th (batch) dimension")
         n = rows.pop()
+        for _ in inputs:  # as BatchingSession::ComputeInputSize: each input's batch size, before scheduling
+            self._on_scheduled(n)
         if n > self.options.max_batch_size:
             raise InvalidArgument(f"Task size {n} is larger than maximum input batch size "
                                   f"{self.options.max_batch_size}")

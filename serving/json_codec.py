@@ -108,16 +108,38 @@ def _strings(value: Any, name: str) -> Any:
     raise InvalidArgument(f"input {name!r}: expected a string or {{\"b64\": ...}}, got {type(value).__name__}")
 
 
-def _shape_of(value: Any, name: str) -> tuple[int, ...]:
+def _dense_shape(value: Any) -> tuple[int, ...]:
+    """The shape read along the first elements (json_tensor.cc's GetDenseTensorShape)."""
+    shape = []
+    while isinstance(value, list):
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return tuple(shape)
+
+
+def _check_dense(value: Any, shape: tuple[int, ...], level: int = 0) -> None:
+    """Refuse a ragged list with json_tensor.cc's FillTensorProto messages: every list at a level has that level's
+    size, every value sits at the deepest level."""
     if not isinstance(value, list):
-        return ()
-    if not value:
-        return (0,)
-    inner = _shape_of(value[0], name)
-    for v in value[1:]:
-        if _shape_of(v, name) != inner:
-            raise InvalidArgument(f"input {name!r}: ragged list, all elements must have the same shape")
-    return (len(value), *inner)
+        if level != len(shape):
+            raise InvalidArgument(f"JSON Value: {debug_string(value)} found at incorrect level: {level + 1} in the "
+                                  f"JSON DOM. Expected at level: {len(shape)}")
+        return
+    if level >= len(shape):
+        raise InvalidArgument(f"Encountered list at unexpected level: {level} expected < {len(shape)}")
+    if len(value) != shape[level]:
+        raise InvalidArgument(f"Encountered list at unexpected size: {len(value)} at level: {level} expected size: "
+                              f"{shape[level]}")
+    for v in value:
+        _check_dense(v, shape, level + 1)
+
+
+def _shape_of(value: Any, name: str) -> tuple[int, ...]:
+    shape = _dense_shape(value)
+    _check_dense(value, shape)
+    return shape
 
 
 def to_array(value: Any, dtype: np.dtype, name: str) -> np.ndarray:
@@ -140,6 +162,7 @@ def to_array(value: Any, dtype: np.dtype, name: str) -> np.ndarray:
     try:
         return np.asarray(value, dtype=dtype)
     except (ValueError, TypeError) as e:
+        _check_dense(value, _dense_shape(value))  # a ragged list: TF Serving's message for it
         raise InvalidArgument(f"input {name!r}: cannot convert to a {dtype} tensor ({e})") from e
 
 

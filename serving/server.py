@@ -11,7 +11,7 @@ from concurrent import futures
 from pathlib import Path
 
 from serving import config_files
-from serving.errors import FailedPrecondition, InvalidArgument, PermissionDenied, ServingError
+from serving.errors import FailedPrecondition, InvalidArgument, PermissionDenied, ServingError, as_serving_error
 from serving.flags import ServerOptions
 from serving.inference import InferenceCore, replay_warmup_record
 from serving.model_manager import ManagerOptions, ModelManager
@@ -86,21 +86,22 @@ class ModelServer:
         from serving.servable import Servable
 
         started = time.perf_counter()
-        ok = False
         try:
             servable = Servable(name, version, path, self.options.saved_model_tag_set(), self._session_options)
-            if self.options.enable_model_warmup:
-                warm_started = time.perf_counter()
-                try:
-                    servable.warmup(lambda s, log: replay_warmup_record(self.core, s, log))
-                except Exception:
-                    self.metrics.warmup(str(path), False, time.perf_counter() - warm_started)
-                    raise
-                self.metrics.warmup(str(path), True, time.perf_counter() - warm_started)
-            ok = True
-            return servable
-        finally:
-            self.metrics.load(str(path), ok, time.perf_counter() - started)
+        except Exception:
+            self.metrics.load(str(path), False, time.perf_counter() - started)
+            raise
+        self.metrics.load(str(path), True, time.perf_counter() - started)
+        if self.options.enable_model_warmup:
+            warm_started = time.perf_counter()
+            try:
+                servable.warmup(lambda s, log: replay_warmup_record(self.core, s, log))
+            except Exception as e:
+                err = as_serving_error(e)
+                self.metrics.warmup(str(path), f"{err.code}: {err.message}", time.perf_counter() - warm_started)
+                raise
+            self.metrics.warmup(str(path), "OK", time.perf_counter() - warm_started)
+        return servable
 
     def current_config(self):
         """The ModelServerConfig from --model_config_file or --model_name/--model_base_path, validated, its base
@@ -162,7 +163,7 @@ class ModelServer:
                       if self.options.batching_parameters_file else None)
             opts = BatchingOptions.from_proto(params) if params is not None else BatchingOptions()
             self.batcher = BatchScheduler(opts, on_queued=self.metrics.queued, on_batch=self.metrics.batch,
-                                          on_runtime=self.metrics.runtime)
+                                          on_runtime=self.metrics.runtime, on_scheduled=self.metrics.scheduled)
             logger.info("batching enabled: %s", opts)
         elif self.options.batching_parameters_file:
             raise InvalidArgument("server_options.batching_parameters_file is set without setting "

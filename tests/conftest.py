@@ -22,6 +22,14 @@ def shared_file(name: str) -> Path:
     return path
 
 
+def assert_accuracy_over(value: float, images: int) -> None:
+    """An accuracy measured on `images` images is k/images for a whole number k of right answers (results may be
+    rounded to 4 decimals): a wrong denominator, an average of probabilities or a loss reported as accuracy fails."""
+    right = value * images
+    assert 0.0 <= value <= 1.0 and abs(right - round(right)) <= images * 5e-5 + 1e-9, \
+        f"accuracy {value} is not a whole number of right answers out of {images}"
+
+
 @pytest.fixture(scope="session")
 def cifar_test_dir(tmp_path_factory) -> Path:
     """The shared CIFAR-10 test-dev JPEGs extracted once: <dir>/test/<class>/<index>.jpg."""
@@ -51,3 +59,15 @@ def exported_cifar10(tmp_path_factory) -> Path:
                                     cache_dir=tmp_path_factory.mktemp("cache")))
     assert summary["published"], summary
     return Path(summary["path"])
+
+
+@pytest.fixture(autouse=True)
+def servers_stay_up():
+    """Fail a test during which a server it (or its fixtures) started died: a crash after start-up must not pass
+    unnoticed until, or after, the fixture's teardown."""
+    yield
+    from tests.serving.conftest import check_running_servers
+
+    problems = check_running_servers()
+    if problems:
+        pytest.fail("\n".join(problems))

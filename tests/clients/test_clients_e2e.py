@@ -136,3 +136,39 @@ def test_bench_short_bounded_run_reports_every_column(server, exported_cifar10, 
 
     assert list(rows[0]) == PERF_ANALYZER_COLUMNS and len(rows) == 2
     assert "in-process baseline" in out.stdout
+
+
+def test_wait_holds_the_call_until_a_server_comes_up_with_the_model(exported_cifar10, real_jpegs, tmp_path):
+    """`--wait` (the README's first call): started before the server exists, the client waits for the model."""
+    from tests.serving.conftest import start_server
+
+    grpc_port, rest_port = free_port(), free_port()
+    client = subprocess.Popen([sys.executable, "-m", "clients.grpc_client", "--server", f"127.0.0.1:{grpc_port}",
+                               "--model", "cifar10", "--wait", "120", "--top-k", "3", "--json", str(real_jpegs[0])],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    try:
+        server = start_server("local", ["--model_name=cifar10", f"--model_base_path={exported_cifar10.parent}"],
+                              tmp_path, ports=(grpc_port, rest_port))
+        with server:
+            out, err = client.communicate(timeout=180)
+    finally:
+        client.kill()
+    assert client.returncode == 0, err
+    row = json.loads(out.strip().splitlines()[-1])
+    assert row["image"] == str(real_jpegs[0]) and len(row["top"]) == 3
+
+
+def test_demo_reuses_the_published_version_serves_it_and_stops_the_server_cleanly(exported_cifar10, cifar_test_dir,
+                                                                                   tmp_path):
+    out = subprocess.run([sys.executable, "-m", "clients.demo", "--data", str(cifar_test_dir),
+                          "--model-base-path", str(exported_cifar10.parent.parent), "--cache-dir", str(tmp_path),
+                          "--images-per-class", "1"], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert f"reusing {exported_cifar10}" in out.stdout and "server exited with 0" in out.stdout
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert (summary["model"], summary["version"], summary["images"]) == ("cifar10", 1, 10)
+    for title in ("gRPC, encoded JPEG bytes (serving_default)", "REST, pixels resized locally (predict_pixels)",
+                  "REST, Classify API (classify)"):
+        assert f"=== {title}" in out.stdout

@@ -10,7 +10,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 def test_two_swaps_serve_every_request_and_report_rss(exported_cifar10, real_jpegs, capsys):
     code = main([str(exported_cifar10), "--image", str(real_jpegs[0]), "--swaps", "2", "--settle", "0.5",
-                 "--port", str(free_port())])
+                 "--port", str(free_port()), "--grpc-port", str(free_port())])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "swap 2/2: version 3 served" in out and "growth per swap (from swap 1):" in out

@@ -19,9 +19,10 @@ def test_floor_measures_round_trips_and_cpu_of_both_processes(tmp_path):
     image.write_bytes(b"\xff\xd8" + bytes(1400))  # the bytes path sends them as they are
     results = run(FloorConfig(image, (1, 4), seconds=0.5, warmup_s=0.2, as_json=True))
     assert [r["concurrency"] for r in results] == [1, 4]
+    # What the tool reports, not how fast this machine is: speed floors belong to the benchmark's printed figures.
     for r in results:
-        assert r["errors"] == 0 and r["throughput"] > 50
-        assert 0 < r["p50_us"] <= r["p99_us"] < 1e6
+        assert r["errors"] == 0 and r["throughput"] > 0
+        assert 0 < r["p50_us"] <= r["p99_us"]
         assert r["server_cpu_us_per_request"] > 0 and r["client_cpu_us_per_request"] > 0
 
 

@@ -140,3 +140,18 @@ def test_val_split_is_stratified_and_keeps_every_class():
     tiny = data.subset(np.arange(0, 100, 10))  # one image per class
     train, val = stratified_split(tiny, 0.5, seed=3)
     assert len(val) == 0 and set(train.class_counts().values()) == {1}
+
+
+def test_the_official_python_format_as_documented_loads_pixel_for_pixel(tmp_path):
+    from tests.export import official_pickles as official
+
+    batches = [official.images_and_labels(20, 10, seed) for seed in range(5)]
+    test = official.images_and_labels(10, 10, 99)
+    folder = official.write_cifar10(tmp_path / "dir", batches, test, cd.CLASS_NAMES)
+    archive = official.tarball(tmp_path / "cifar-10-python.tar.gz", folder)
+    for data in (str(folder), str(folder.parent), str(archive)):
+        splits = cd.load(data, tmp_path / "cache")
+        np.testing.assert_array_equal(splits.train.images, np.concatenate([b[0] for b in batches]))
+        assert splits.train.labels.tolist() == [label for b in batches for label in b[1]]
+        np.testing.assert_array_equal(splits.test.images, test[0])
+        assert splits.test.labels.tolist() == test[1] and splits.train.class_names == cd.CLASS_NAMES

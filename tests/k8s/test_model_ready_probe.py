@@ -20,15 +20,12 @@ def test_ready_only_when_every_configured_model_is_available(tmp_path, half_plus
     config = tmp_path / "models.config"
     config.write_text(f'model_config_list {{ config {{ name: "half_plus_two" base_path: "{base}" '
                       f'model_platform: "tensorflow" }} }}')
-    server = start_server("local", [f"--model_config_file={config}"], tmp_path)
-    try:
+    with start_server("local", [f"--model_config_file={config}"], tmp_path) as server:
         server.wait_available("half_plus_two")
         assert probe(config, server.rest_port).returncode == 0
         two = tmp_path / "two.config"
         two.write_text(config.read_text().replace("} }", '} config { name: "missing" base_path: "/nowhere" } }'))
         result = probe(two, server.rest_port)
         assert result.returncode == 1 and "missing is not AVAILABLE" in result.stderr
-    finally:
-        server.stop()
     closed = probe(config, server.rest_port)
     assert closed.returncode != 0

@@ -22,7 +22,11 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-REAL_BINARY = shutil.which("tensorflow_model_server")
+# The real binary: $TF_SERVING_BINARY, else tensorflow_model_server on PATH. With TF_SERVING_REQUIRE_REAL=1 (CI that
+# has the binary) a real-binary test that cannot run fails instead of skipping.
+REAL_BINARY_ENV, REQUIRE_REAL_ENV = "TF_SERVING_BINARY", "TF_SERVING_REQUIRE_REAL"
+REAL_BINARY = os.environ.get(REAL_BINARY_ENV) or shutil.which("tensorflow_model_server")
+REQUIRE_REAL = os.environ.get(REQUIRE_REAL_ENV) == "1"
 SERVER_KINDS = ["local", "tensorflow_model_server"]
 # Protocol tests run the local server in-process (a thread of the test process); process-level behaviour (flags,
 # startup refusals, signals, lifecycle) keeps a `python -m serving` subprocess.
@@ -119,15 +123,53 @@ def install_version(source: Path, base: Path, version: int) -> Path:
     return target
 
 
+_ISSUED_PORTS: set[int] = set()
+_PORT_LOCK = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free on every interface (servers bind 0.0.0.0) and never handed out before in this test session,
+    so two servers started by one test cannot be given the same port."""
+    with _PORT_LOCK:
+        while True:
+            with socket.socket() as s:
+                s.bind(("0.0.0.0", 0))
+                port = s.getsockname()[1]
+            if port not in _ISSUED_PORTS:
+                _ISSUED_PORTS.add(port)
+                return port
+
+
+def real_binary_unavailable() -> None:
+    """Skip a real-binary test here, or fail it where the real binary is required (TF_SERVING_REQUIRE_REAL=1)."""
+    reason = (f"{REAL_BINARY_ENV} does not name an executable and tensorflow_model_server is not on PATH "
+              "(the real binary cannot run on this machine)")
+    if REQUIRE_REAL:
+        pytest.fail(f"{REQUIRE_REAL_ENV}=1 but {reason}")
+    pytest.skip(reason)
+
+
+# Servers started by a test and not yet stopped: after every test each must still be running (conftest.py at the
+# tests root checks it), so a server that crashed in the middle of a test fails that test.
+RUNNING: dict[int, ServerProcess] = {}
+
+
+def check_running_servers() -> list[str]:
+    """The servers registered as running that are no longer (each unregistered and described)."""
+    problems = []
+    for key, server in list(RUNNING.items()):
+        if server.proc.poll() is not None:
+            del RUNNING[key]
+            problems.append(f"{server.kind} server on port {server.grpc_port} died during the test (exit "
+                            f"{server.proc.returncode}):\n{server.log()[-3000:]}")
+    return problems
 
 
 @dataclass
 class ServerProcess:
-    """A running server (local or real) with its ports and log."""
+    """A running server (local or real) with its ports and log. As a context manager it stops the server on exit
+    and fails the test when the server did not stop cleanly (hung, crashed, or exited with another code than its
+    kind's); a failure of the test body itself is kept, the stop problem added to it as a note."""
 
     kind: str
     proc: subprocess.Popen
@@ -135,6 +177,10 @@ class ServerProcess:
     rest_port: int
     log_path: Path
     args: list[str] = field(default_factory=list)
+    hung: bool = False
+
+    def __post_init__(self):
+        RUNNING[id(self)] = self
 
     @property
     def rest(self) -> str:
@@ -143,6 +189,12 @@ class ServerProcess:
     @property
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def sigterm_exit_code(self) -> int:
+        """The exit code after SIGTERM: the local server drains and exits 0; tensorflow_model_server installs no
+        SIGTERM handler (tensorflow/serving#1853), so the signal ends it (Popen reports -SIGTERM)."""
+        return -signal.SIGTERM if self.kind == "tensorflow_model_server" else 0
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -153,6 +205,7 @@ class ServerProcess:
         url = f"{self.rest}/v1/models/{model}" + (f"/versions/{version}" if version else "")
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                RUNNING.pop(id(self), None)
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
             try:
                 r = requests.get(url, timeout=2)
@@ -163,16 +216,65 @@ class ServerProcess:
             time.sleep(0.2)
         raise TimeoutError(f"{model} not AVAILABLE after {timeout}s:\n{self.log()[-3000:]}")
 
+    def wait_exit(self, timeout: float = 120) -> int | None:
+        """Wait for a server that is expected to exit on its own; its exit code, or None if it kept running."""
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        RUNNING.pop(id(self), None)
+        return code
+
+    def wait_connections(self, count: int, timeout: float = 30) -> None:
+        """Block until the server process holds `count` accepted connections on its REST port."""
+        import psutil
+
+        proc = psutil.Process(self.pid)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            accepted = [c for c in proc.net_connections("tcp")
+                        if c.laddr and c.laddr.port == self.rest_port and c.status == psutil.CONN_ESTABLISHED]
+            if len(accepted) >= count:
+                return
+            time.sleep(0.02)
+        raise TimeoutError(f"the server did not accept {count} connections within {timeout}s")
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
     def stop(self, timeout: float = 30) -> int:
-        """SIGTERM and wait; returns the exit code."""
+        """SIGTERM and wait (SIGKILL after `timeout`, marking the server hung); returns the exit code."""
+        RUNNING.pop(id(self), None)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                self.hung = True
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+    def stop_problem(self, code: int) -> str | None:
+        """Why a stop with this exit code was not clean, or None."""
+        if self.hung:
+            return f"{self.kind} server did not exit after SIGTERM:\n{self.log()[-3000:]}"
+        if code != self.sigterm_exit_code:
+            return (f"{self.kind} server exited with {code} after SIGTERM, expected {self.sigterm_exit_code}:\n"
+                    f"{self.log()[-3000:]}")
+        return None
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        problem = self.stop_problem(self.stop())
+        if problem is not None:
+            if exc is None:
+                pytest.fail(problem)
+            exc.add_note(problem)
+        return False
 
 
 class _InProcessProc:
@@ -181,6 +283,7 @@ class _InProcessProc:
     def __init__(self, thread: threading.Thread):
         self.thread = thread
         self.returncode: int | None = None
+        self.pid = os.getpid()
 
     def poll(self) -> int | None:
         return self.returncode if not self.thread.is_alive() else None
@@ -198,9 +301,13 @@ class InProcessServer(ServerProcess):
         return "".join(f"{type(e).__name__}: {e}\n" for e in self.error) or "(in-process server: see captured logs)"
 
     def stop(self, timeout: float = 30) -> int:
+        RUNNING.pop(id(self), None)
         self.server.request_stop()
         self.proc.thread.join(timeout)
-        return self.proc.returncode if self.proc.returncode is not None else -1
+        if self.proc.thread.is_alive():
+            self.hung = True
+            return -1
+        return self.proc.returncode
 
 
 def start_in_process(args: list[str], log_dir: Path) -> InProcessServer:
@@ -217,7 +324,7 @@ def start_in_process(args: list[str], log_dir: Path) -> InProcessServer:
         try:
             server.run()
             proc.returncode = 0
-        except BaseException as e:  # reported by the fixture
+        except BaseException as e:  # kept: stop() and the after-test check report it
             errors.append(e)
             proc.returncode = 255
 
@@ -227,17 +334,19 @@ def start_in_process(args: list[str], log_dir: Path) -> InProcessServer:
     while not server.serving.wait(0.05):
         if not thread.is_alive():
             raise RuntimeError(f"in-process server failed to start: {errors}")
-    return InProcessServer("local", proc, grpc_port, rest_port, log_dir / "in-process.log", argv, server, errors)
+    return InProcessServer("local", proc, grpc_port, rest_port, log_dir / "in-process.log", argv, False, server,
+                           errors)
 
 
-def start_server(kind: str, args: list[str], log_dir: Path) -> ServerProcess:
-    """Start the local server (`python -m serving`) or the real binary with the same flags; kind "in-process"
-    runs the local server on a thread of the test process."""
+def start_server(kind: str, args: list[str], log_dir: Path, ports: tuple[int, int] | None = None) -> ServerProcess:
+    """Start the local server (`python -m serving`) or the real binary with the same flags on `ports` (gRPC, REST;
+    reserved ones by default); kind "in-process" runs the local server on a thread of the test process. Use it as a
+    context manager to stop it checked."""
     if kind == "in-process":
         return start_in_process(args, log_dir)
     if kind == "tensorflow_model_server" and not REAL_BINARY:
-        pytest.skip("tensorflow_model_server is not on PATH (the real binary cannot run on this machine)")
-    grpc_port, rest_port = free_port(), free_port()
+        real_binary_unavailable()
+    grpc_port, rest_port = ports or (free_port(), free_port())
     cmd = [sys.executable, "-m", "serving"] if kind == "local" else [REAL_BINARY]
     cmd += [f"--port={grpc_port}", f"--rest_api_port={rest_port}", *args]
     log_path = log_dir / f"server-{grpc_port}.log"
@@ -249,19 +358,16 @@ def start_server(kind: str, args: list[str], log_dir: Path) -> ServerProcess:
 
 @contextlib.contextmanager
 def serving(kind: str, model: str, base_path: Path, log_dir: Path):
-    """A server for one model directory, AVAILABLE on entry, stopped on exit."""
-    server = start_server(kind, [f"--model_name={model}", f"--model_base_path={base_path}"], log_dir)
-    try:
+    """A server for one model directory, AVAILABLE on entry, stopped (and checked) on exit."""
+    with start_server(kind, [f"--model_name={model}", f"--model_base_path={base_path}"], log_dir) as server:
         server.wait_available(model)
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=SERVER_KINDS)
 def server_kind(request) -> str:
     if request.param == "tensorflow_model_server" and not REAL_BINARY:
-        pytest.skip("tensorflow_model_server is not on PATH (the real binary cannot run on this machine)")
+        real_binary_unavailable()
     return request.param
 
 
@@ -270,7 +376,7 @@ def _labelled_half_plus_two(kind: str, src: Path, root: Path, versions: dict[int
     """Serve half_plus_two from `base` with the given version directory names, policy and labels (the startup
     config carries labels, so the flag tensorflow_model_server needs for them is passed); yields when AVAILABLE."""
     if kind == "tensorflow_model_server" and not REAL_BINARY:
-        pytest.skip("tensorflow_model_server is not on PATH (the real binary cannot run on this machine)")
+        real_binary_unavailable()
     base = root / "half_plus_two"
     for version, dirname in versions.items():
         install_version(src, base, version)
@@ -288,14 +394,11 @@ model_config_list {{
 {label_lines}  }}
 }}
 """)
-    server = start_server(kind, [f"--model_config_file={config}", "--allow_version_labels_for_unavailable_models",
-                                 *extra], root)
-    try:
+    with start_server(kind, [f"--model_config_file={config}", "--allow_version_labels_for_unavailable_models",
+                             *extra], root) as server:
         for version in versions:
             server.wait_available("half_plus_two", version=version)
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module", params=PROTOCOL_KINDS)

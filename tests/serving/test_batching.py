@@ -14,17 +14,20 @@ from serving.servable import Signature, TensorSpec
 
 @dataclass
 class FakeServable:
-    """y = 2x + row index within the batch (so padding/splitting mistakes show), recording batch sizes."""
+    """y = 2x, n = the batch's row count, recording every batch's size; callers send rows that all differ
+    (`rows`), so a row given to the wrong caller, in the wrong order or a padding row kept shows."""
 
     name: str = "fake"
     delay: float = 0.0
 
     def __post_init__(self):
         self.batches: list[int] = []
+        self.running = threading.Event()  # set once the first batch runs
 
     def execute(self, signature, inputs, wanted=None):
         x = inputs["x"]
         self.batches.append(len(x))
+        self.running.set()
         time.sleep(self.delay)
         return {"y": x * 2, "n": np.full(len(x), len(x), np.int64)}
 
@@ -53,7 +56,15 @@ def call_many(scheduler, servable, xs, output_filter=()):
 
 
 def rows(i, n=1):
-    return np.full((n, 2), float(i), np.float32)
+    """n rows, each unique to caller i and to its position: [[100i, 100i + 0.5], [100i + 1, 100i + 1.5], ...]."""
+    first = 100.0 * i + np.arange(n, dtype=np.float32)
+    return np.stack([first, first + 0.5], axis=1).astype(np.float32)
+
+
+def test_the_rows_helper_gives_every_row_its_own_values():
+    # The row-order checks below rely on this: no two rows of one caller or of two callers are equal.
+    all_rows = np.concatenate([rows(i, 3) for i in range(4)])
+    assert len({tuple(r) for r in all_rows}) == len(all_rows) == 12
 
 
 def test_concurrent_requests_are_merged_and_each_caller_gets_its_rows():
@@ -67,9 +78,24 @@ def test_concurrent_requests_are_merged_and_each_caller_gets_its_rows():
     for x, r in zip(xs, results, strict=True):
         assert not isinstance(r, Exception), r
         np.testing.assert_array_equal(r["y"], x * 2)
-    assert max(servable.batches) > 1  # merged
     assert all(b <= 8 for b in servable.batches)
     assert sum(servable.batches) == sum(len(x) for x in xs)
+
+
+def test_a_full_batch_closes_at_once_with_every_caller_in_it():
+    # 1 + 3 + 2 + 2 rows reach max_batch_size 8: one batch, closed when full (the 10 s timeout never matters).
+    servable = FakeServable()
+    s = BatchScheduler(BatchingOptions(max_batch_size=8, batch_timeout_micros=10_000_000, num_batch_threads=1))
+    try:
+        sizes = (1, 3, 2, 2)
+        futures_ = [s.submit(servable, SIG, {"x": rows(i, n)}) for i, n in enumerate(sizes)]
+        results = [f.result(timeout=5) for f in futures_]
+    finally:
+        s.stop()
+    assert servable.batches == [8]
+    for (i, n), out in zip(enumerate(sizes), results, strict=True):
+        np.testing.assert_array_equal(out["y"], rows(i, n) * 2)
+        assert out["n"].tolist() == [8] * n
 
 
 def test_padding_to_allowed_sizes_is_stripped():
@@ -82,7 +108,7 @@ def test_padding_to_allowed_sizes_is_stripped():
         s.stop()
     assert servable.batches == [4]  # 3 rows padded to 4
     assert r["y"].shape == (3, 2) and r["n"].tolist() == [4, 4, 4]
-    np.testing.assert_array_equal(r["y"], rows(7, 3) * 2)
+    np.testing.assert_array_equal(r["y"], rows(7, 3) * 2)  # the padding row (a copy of row 0) stripped
 
 
 def test_output_filter_and_oversized_task():
@@ -115,7 +141,7 @@ def test_deadline_passes_while_queued():
     s = BatchScheduler(BatchingOptions(max_batch_size=1, num_batch_threads=1))
     try:
         first = s.submit(servable, SIG, {"x": rows(0)})
-        time.sleep(0.05)
+        assert servable.running.wait(5)  # the only batch thread is busy for 0.4 s
         with pytest.raises(DeadlineExceeded):
             s.submit(servable, SIG, {"x": rows(1)}, deadline=time.perf_counter() + 0.1).result(5)
         first.result(5)
@@ -136,7 +162,7 @@ def test_options_from_proto_use_tf_serving_defaults_for_unset_fields():
 def test_submitted_requests_from_one_thread_share_a_batch_and_resolve_to_their_own_rows():
     # What an event loop does: queue several requests without a thread waiting on each, then await the futures.
     servable = FakeServable()
-    scheduler = BatchScheduler(BatchingOptions(max_batch_size=8, batch_timeout_micros=200_000))
+    scheduler = BatchScheduler(BatchingOptions(max_batch_size=6, batch_timeout_micros=10_000_000))
     try:
         futures_ = [scheduler.submit(servable, SIG, {"x": rows(i, n)}) for i, n in ((1, 1), (2, 3), (3, 2))]
         results = [f.result(timeout=5) for f in futures_]
@@ -183,13 +209,15 @@ class PickyServable(FakeServable):
 
 def test_a_bad_request_in_a_merged_batch_fails_alone():
     servable = PickyServable(delay=0.01)
-    s = BatchScheduler(BatchingOptions(max_batch_size=8, batch_timeout_micros=200_000, num_batch_threads=1))
+    # The batch closes when its 3 rows are in (never by the 10 s timeout), so the three are merged for sure.
+    s = BatchScheduler(BatchingOptions(max_batch_size=3, batch_timeout_micros=10_000_000, num_batch_threads=1))
     try:
         results = call_many(s, servable, [rows(1), rows(-1), rows(3)])
     finally:
         s.stop()
     assert isinstance(results[1], InvalidArgument) and "Invalid JPEG" in results[1].message
-    assert results[0]["y"].tolist() == [[2.0, 2.0]] and results[2]["y"].tolist() == [[6.0, 6.0]]
+    np.testing.assert_array_equal(results[0]["y"], rows(1) * 2)
+    np.testing.assert_array_equal(results[2]["y"], rows(3) * 2)
     assert servable.batches[0] == 3  # merged first, then each request alone
 
 
@@ -201,7 +229,9 @@ def test_an_unloaded_servable_is_not_kept_alive_by_its_batch_queue():
     ref = weakref.ref(servable)
     s = BatchScheduler(BatchingOptions(max_batch_size=4, batch_timeout_micros=1000, num_batch_threads=1))
     try:
-        call_many(s, servable, [rows(1), rows(2)])
+        results = call_many(s, servable, [rows(1), rows(2)])
+        for i, r in zip((1, 2), results, strict=True):
+            np.testing.assert_array_equal(r["y"], rows(i) * 2)
         assert s._queues == {}  # the batch thread drops a queue it has emptied
         del servable
         gc.collect()

@@ -10,7 +10,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, input_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from export.cifar10_data import CLASS_NAMES
-from tests.serving.conftest import REAL_BINARY, SERVER_KINDS, serving
+from tests.serving.conftest import REAL_BINARY, SERVER_KINDS, real_binary_unavailable, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 @pytest.fixture(scope="module", params=SERVER_KINDS)
 def cifar_server(request, exported_cifar10, tmp_path_factory):
     if request.param == "tensorflow_model_server" and not REAL_BINARY:
-        pytest.skip("tensorflow_model_server is not on PATH (the real binary cannot run on this machine)")
+        real_binary_unavailable()
     with serving(request.param, "cifar10", exported_cifar10.parent, tmp_path_factory.mktemp("cifar-server")) as s:
         yield s
 
@@ -52,24 +52,25 @@ def test_rest_classify_with_image_examples(cifar_server, real_jpegs):
 
 
 def test_grpc_predict_pixels_and_classify(cifar_server, in_process, real_jpegs):
-    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(cifar_server.grpc_target))
-    pixels = np.stack([tf.io.decode_jpeg(p.read_bytes(), dct_method="INTEGER_ACCURATE").numpy()
-                       for p in real_jpegs[:4]]).astype(np.float32)
-    req = predict_pb2.PredictRequest()
-    req.model_spec.name, req.model_spec.signature_name = "cifar10", "predict_pixels"
-    req.inputs["pixels"].CopyFrom(tf.make_tensor_proto(pixels))
-    resp = stub.Predict(req, timeout=30)
-    expected = in_process["predict_pixels"](pixels=tf.constant(pixels))["probabilities"].numpy()
-    np.testing.assert_allclose(tf.make_ndarray(resp.outputs["probabilities"]), expected, atol=1e-6)
-    assert resp.model_spec.version.value == 1
+    with grpc.insecure_channel(cifar_server.grpc_target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        pixels = np.stack([tf.io.decode_jpeg(p.read_bytes(), dct_method="INTEGER_ACCURATE").numpy()
+                           for p in real_jpegs[:4]]).astype(np.float32)
+        req = predict_pb2.PredictRequest()
+        req.model_spec.name, req.model_spec.signature_name = "cifar10", "predict_pixels"
+        req.inputs["pixels"].CopyFrom(tf.make_tensor_proto(pixels))
+        resp = stub.Predict(req, timeout=30)
+        expected = in_process["predict_pixels"](pixels=tf.constant(pixels))["probabilities"].numpy()
+        np.testing.assert_allclose(tf.make_ndarray(resp.outputs["probabilities"]), expected, atol=1e-6)
+        assert resp.model_spec.version.value == 1
 
-    creq = classification_pb2.ClassificationRequest(input=input_pb2.Input())
-    creq.model_spec.name, creq.model_spec.signature_name = "cifar10", "classify"
-    ex = creq.input.example_list.examples.add()
-    ex.features.feature["image/encoded"].bytes_list.value.append(real_jpegs[1].read_bytes())
-    cresp = stub.Classify(creq, timeout=30)
-    classes = cresp.result.classifications[0].classes
-    assert len(classes) == 5 and classes[0].label in CLASS_NAMES
+        creq = classification_pb2.ClassificationRequest(input=input_pb2.Input())
+        creq.model_spec.name, creq.model_spec.signature_name = "cifar10", "classify"
+        ex = creq.input.example_list.examples.add()
+        ex.features.feature["image/encoded"].bytes_list.value.append(real_jpegs[1].read_bytes())
+        cresp = stub.Classify(creq, timeout=30)
+        classes = cresp.result.classifications[0].classes
+        assert len(classes) == 5 and classes[0].label in CLASS_NAMES
 
 
 def test_corrupt_image_is_invalid_argument(cifar_server):

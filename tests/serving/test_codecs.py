@@ -76,8 +76,14 @@ def test_strings_b64_and_ragged_strings():
     assert arr.tolist() == [b"\x00\x01", b"plain"]
     single = json_codec.decode_inputs("columnar", {"b64": enc}, {"s": obj})["s"]
     assert single.shape == () and single[()] == b"\x00\x01"
-    with pytest.raises(InvalidArgument, match="ragged"):
+    # json_tensor.cc's FillTensorProto messages for ragged lists
+    with pytest.raises(InvalidArgument, match="^Encountered list at unexpected size: 2 at level: 1 expected size: 1$"):
         json_codec.decode_inputs("columnar", [["a"], ["b", "c"]], {"s": obj})
+    with pytest.raises(InvalidArgument, match="^Encountered list at unexpected level: 1 expected < 1$"):
+        json_codec.decode_inputs("columnar", [1.0, [2.0]], {"s": np.dtype(np.float32)})
+    with pytest.raises(InvalidArgument, match=r"^JSON Value: 2.0 found at incorrect level: 2 in the JSON DOM\. "
+                                              r"Expected at level: 2$"):
+        json_codec.decode_inputs("columnar", [[1.0], 2.0], {"s": np.dtype(np.float32)})
     with pytest.raises(InvalidArgument, match="base64"):
         json_codec.decode_inputs("columnar", [{"b64": "***"}], {"s": obj})
 

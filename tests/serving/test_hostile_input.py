@@ -8,6 +8,7 @@ Prometheus label value.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 
 import grpc
@@ -58,15 +59,12 @@ def test_a_gzip_bomb_stops_inflating_at_the_limit():
 def small_limit_server(tmp_path_factory, half_plus_two_source):
     root = tmp_path_factory.mktemp("hostile")
     install_version(half_plus_two_source, root / "half_plus_two", 1)
-    server = start_server("local", ["--model_name=half_plus_two", f"--model_base_path={root / 'half_plus_two'}",
-                                    "--rest_api_max_body_bytes=4096",
-                                    "--grpc_channel_arguments=grpc.max_receive_message_length=100000",
-                                    f"--monitoring_config_file={ROOT / 'serving' / 'monitoring.config'}"], root)
-    try:
+    with start_server("local", ["--model_name=half_plus_two", f"--model_base_path={root / 'half_plus_two'}",
+                                "--rest_api_max_body_bytes=4096",
+                                "--grpc_channel_arguments=grpc.max_receive_message_length=100000",
+                                f"--monitoring_config_file={ROOT / 'serving' / 'monitoring.config'}"], root) as server:
         server.wait_available("half_plus_two")
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.mark.e2e
@@ -142,24 +140,21 @@ def test_grpc_channel_arguments_parse_as_tensorflow_model_server_reads_them():
 @pytest.mark.e2e
 def test_idle_and_slow_rest_clients_are_cut_off_while_others_are_served(tmp_path, half_plus_two_source):
     import socket
-    import time
 
     install_version(half_plus_two_source, tmp_path / "half_plus_two", 1)
-    server = start_server("local", ["--model_name=half_plus_two", f"--model_base_path={tmp_path / 'half_plus_two'}",
-                                    "--rest_api_idle_timeout_seconds=1", "--rest_api_timeout_in_ms=1500",
-                                    "--grpc_channel_arguments=grpc.max_connection_idle_ms=2000"], tmp_path)
-    try:
+    with contextlib.ExitStack() as stack, \
+            start_server("local", ["--model_name=half_plus_two", f"--model_base_path={tmp_path / 'half_plus_two'}",
+                                "--rest_api_idle_timeout_seconds=1", "--rest_api_timeout_in_ms=1500",
+                                "--grpc_channel_arguments=grpc.max_connection_idle_ms=2000"], tmp_path) as server:
         server.wait_available("half_plus_two")
-        idle = socket.create_connection(("127.0.0.1", server.rest_port))
-        slow = socket.create_connection(("127.0.0.1", server.rest_port))
+        idle = stack.enter_context(socket.create_connection(("127.0.0.1", server.rest_port)))
+        slow = stack.enter_context(socket.create_connection(("127.0.0.1", server.rest_port)))
         slow.sendall(b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        # Without the server's limits both sockets would stay open: recv() then raises socket.timeout after 30 s.
         for s in (idle, slow):
-            s.settimeout(10)
-        started = time.monotonic()
+            s.settimeout(30)
         ok = requests.post(f"{server.rest}/v1/models/half_plus_two:predict", json={"instances": [1.0]}, timeout=10)
         assert ok.json() == {"predictions": [2.5]}
-        assert idle.recv(100) == b"" and time.monotonic() - started < 5  # closed by the server
+        assert idle.recv(100) == b""  # closed by the server (idle timeout)
         answer = slow.recv(200)
-        assert answer.startswith(b"HTTP/1.1 408") and time.monotonic() - started < 5, answer
-    finally:
-        server.stop()
+        assert answer.startswith(b"HTTP/1.1 408"), answer  # answered by the server (request timeout)

@@ -30,43 +30,45 @@ def metric(text: str, name: str, **labels) -> float:
 def server(request, server_kind, tmp_path, half_plus_two_source):
     base = tmp_path / "half_plus_two"
     install_version(half_plus_two_source, base, 1)
+    # A batch closes as soon as it holds 8 rows: 8 concurrent one-row requests make exactly one batch, a request of 8
+    # instances one batch by itself (the 2 s timeout only closes the warmup's batch of 2 rows).
     batching = tmp_path / "batching.config"
-    batching.write_text("max_batch_size { value: 16 } batch_timeout_micros { value: 30000 } "
+    batching.write_text("max_batch_size { value: 8 } batch_timeout_micros { value: 2000000 } "
                         "num_batch_threads { value: 1 } max_enqueued_batches { value: 100 }")
     args = ["--model_name=half_plus_two", f"--model_base_path={base}",
             f"--monitoring_config_file={ROOT / 'serving' / 'monitoring.config'}"]
     if request.param == "batching":
         args += ["--enable_batching", f"--batching_parameters_file={batching}"]
-    s = start_server(server_kind, args, tmp_path)
-    s.batching = request.param == "batching"
-    try:
+    with start_server(server_kind, args, tmp_path) as s:
+        s.batching = request.param == "batching"
         s.wait_available("half_plus_two")
         yield s
-    finally:
-        s.stop()
 
 
 def test_request_metrics_for_both_transports_and_batching(server):
     before = requests.get(server.rest + PATH, timeout=10).text
-    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(server.grpc_target))
     req = predict_pb2.PredictRequest()
     req.model_spec.name = "half_plus_two"
     req.inputs["x"].CopyFrom(tf.make_tensor_proto(np.float32([1.0])))
     errors = []
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
-    def grpc_call():
-        try:
-            stub.Predict(req, timeout=30)
-        except grpc.RpcError as e:
-            errors.append(e)
+        def grpc_call():
+            try:
+                stub.Predict(req, timeout=30)
+            except grpc.RpcError as e:
+                errors.append(e)
 
-    threads = [threading.Thread(target=grpc_call) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+        threads = [threading.Thread(target=grpc_call) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     for _ in range(3):
-        requests.post(f"{server.rest}/v1/models/half_plus_two:predict", json={"instances": [1.0]}, timeout=30)
+        ok = requests.post(f"{server.rest}/v1/models/half_plus_two:predict", json={"instances": [1.0] * 8},
+                           timeout=30)
+        assert ok.status_code == 200, ok.text
     requests.post(f"{server.rest}/v1/models/half_plus_two/versions/9:predict", json={"instances": [1.0]}, timeout=30)
     after = requests.get(server.rest + PATH, timeout=10)
     assert after.status_code == 200 and after.headers["Content-Type"].startswith("text/plain")
@@ -81,13 +83,23 @@ def test_request_metrics_for_both_transports_and_batching(server):
                  entrypoint="GRPC") == 8
     assert delta(":tensorflow:serving:request_latency_count", model_name="half_plus_two", API="predict",
                  entrypoint="REST") == 3
-    assert delta(":tensorflow:serving:runtime_latency_count", model_name="half_plus_two") == 11
+    assert delta(":tensorflow:serving:runtime_latency_count", model_name="half_plus_two", API="Predict",
+                 runtime="TF") == 11
     assert metric(text, ":tensorflow:cc:saved_model:load_attempt_count", status="success") == 1
-    assert metric(text, ":tensorflow:serving:model_warmup_latency_count") == 1
-    batches = delta(":tensorflow:serving:batching_session:batch_size_count", padded="false")
+    assert metric(text, ":tensorflow:cc:saved_model:load_latency") > 0
+    assert metric(text, ":tensorflow:serving:model_warmup_latency_count", status="OK") == 1
+    # The batching session's own metrics (batching_util.h, batching_session.cc): every input's batch size at
+    # scheduling, each batch's processed size and padding, and the wrapped session runs.
+    inputs = delta(":tensorflow:serving:batching_session:input_batch_size_count")
+    processed = delta(":tensorflow:serving:batching_session:processed_batch_size_count")
     if server.batching:
-        assert 0 < batches < 11  # 8 concurrent gRPC requests were merged
+        assert inputs == 11  # 8 gRPC requests + 3 REST requests, one input each
+        assert delta(":tensorflow:serving:batching_session:input_batch_size_sum") == 8 + 3 * 8
+        assert processed == 4  # the 8 gRPC requests merged into one batch, each REST request a batch of its own
+        assert delta(":tensorflow:serving:batching_session:processed_batch_size_sum") == 32
+        assert delta(":tensorflow:serving:batching_session:padding_size_count", execution_batch_size="8") == 4
+        assert delta(":tensorflow:serving:batching_session:wrapped_run_count") == 4
         assert delta(":tensorflow:serving:batching_session:queuing_latency_count") == 11
     else:
-        assert batches == 0
+        assert inputs == processed == 0
     assert re.search(r":tensorflow:serving:request_latency_bucket\{.*le=", text)

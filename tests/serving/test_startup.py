@@ -7,9 +7,8 @@ anything loads), or a model whose version fails to load.
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
+import requests
 
 from tests.serving.conftest import install_version, start_server
 
@@ -19,9 +18,8 @@ NO_RETRY = ["--max_num_load_retries=0", "--load_retry_interval_micros=1000"]
 
 def refused(server, timeout: float = 120) -> str:
     """Wait for the server to exit; it must fail, and its output is returned."""
-    try:
-        code = server.proc.wait(timeout)
-    except subprocess.TimeoutExpired:
+    code = server.wait_exit(timeout)
+    if code is None:
         server.stop()
         pytest.fail(f"server kept running:\n{server.log()[-2000:]}")
     assert code != 0, server.log()[-2000:]
@@ -42,12 +40,9 @@ def test_a_label_in_the_startup_config_needs_the_allow_flag(server_kind, tmp_pat
     log = refused(start_server(server_kind, [f"--model_config_file={cfg}"], tmp_path))
     assert ("Failed to start server. Error: FAILED_PRECONDITION: Request to assign label to version 1 of model "
             "half_plus_two, which is not currently available for inference") in log
-    server = start_server(server_kind, [f"--model_config_file={cfg}", "--allow_version_labels_for_unavailable_models"],
-                          tmp_path)
-    try:
+    with start_server(server_kind, [f"--model_config_file={cfg}", "--allow_version_labels_for_unavailable_models"],
+                      tmp_path) as server:
         server.wait_available("half_plus_two")
-    finally:
-        assert server.stop() == 0
 
 
 def test_a_version_that_fails_to_load_fails_the_start(server_kind, tmp_path):
@@ -85,14 +80,20 @@ def test_an_invalid_config_file_is_refused(server_kind, tmp_path):
 
 def test_a_base_path_without_versions_is_reported_as_the_real_server_would_wait(tmp_path):
     (tmp_path / "empty").mkdir()
-    server = start_server("local", ["--model_name=empty", f"--model_base_path={tmp_path / 'empty'}"], tmp_path)
-    try:
-        import time
+    import time
 
+    with start_server("local", ["--model_name=empty", f"--model_base_path={tmp_path / 'empty'}"], tmp_path) as server:
         deadline = time.monotonic() + 60
         while "No versions of servable empty found under base path" not in server.log():
             assert time.monotonic() < deadline, server.log()[-2000:]
-            time.sleep(0.2)
+            time.sleep(0.2)  # polling the log for the line, not waiting for time to pass
         assert "tensorflow_model_server would not open its ports" in server.log()
-    finally:
-        server.stop()
+        # ... while this one opens them: the model is reported as not found until a version appears.
+        while True:
+            try:
+                status = requests.get(f"{server.rest}/v1/models/empty", timeout=5)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, server.log()[-2000:]
+                time.sleep(0.2)  # polling for the port to open
+        assert status.status_code == 404 and "Could not find any versions of model empty" in status.json()["error"]
