@@ -9,7 +9,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-.PHONY: venv demo test lint
+.PHONY: venv demo test lint docs
 venv: $(VENV)/.installed
 
 demo: venv
@@ -25,13 +25,14 @@ $(TOOLS)/.installed:
 
 test: venv $(TOOLS)/.installed
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir .cache/site
 	CHECKOV=$(TOOLS)/bin/checkov $(PY) -m pytest -q
 
 lint: venv
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
-# kustomize cannot read files outside k8s/: refresh its copies of the serving configs (a test checks them).
-.PHONY: k8s-config
-k8s-config:
-	cp serving/models.config serving/batching.config serving/monitoring.config k8s/base/config/
-	cp serving/models.canary.config k8s/overlays/canary/models.config
+# The documentation site at http://127.0.0.1:8000 while you edit docs/.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve

@@ -103,10 +103,10 @@ def collect_images(items: tuple[str, ...]) -> list[tuple[str, bytes]]:
 def make_client(protocol: str, server: str | None, model: str, version=None, label=None, timeout=10.0):
     """A GrpcClient or RestClient."""
     if protocol == "grpc":
-        from clients.grpc_client import GrpcClient
+        from clients.grpc_transport import GrpcClient
 
         return GrpcClient(server or DEFAULT_SERVER["grpc"], model, version, label, timeout)
-    from clients.rest_client import RestClient
+    from clients.rest_transport import RestClient
 
     return RestClient(server or DEFAULT_SERVER["rest"], model, version, label, timeout)
 

@@ -43,7 +43,7 @@ def free_port() -> int:
 
 def export_if_needed(cfg: DemoConfig) -> Path:
     """Reuse the newest exported version unless --retrain or there is none; else run `python -m export`."""
-    from export.repository import list_versions
+    from serving.lifecycle.model_paths import list_versions
 
     model_dir = cfg.model_base_path / "cifar10"
     versions = list_versions(model_dir)
@@ -63,7 +63,7 @@ def export_if_needed(cfg: DemoConfig) -> Path:
 
 def demo_images(cfg: DemoConfig) -> list[tuple[Path, str]]:
     """(file, true class) for a few real test images of every class."""
-    from export import cifar10_data
+    from export.data import cifar10_data
 
     candidates = [Path(cfg.data) / "test", cfg.cache_dir / "cifar10-jpg" / "test"]
     folder = next((c for c in candidates if c.is_dir()), None)
@@ -87,9 +87,9 @@ def demo_images(cfg: DemoConfig) -> list[tuple[Path, str]]:
 def run(cfg: DemoConfig) -> int:
     """Export, serve, query, stop."""
     from clients.decode import format_table
-    from clients.grpc_client import GrpcClient
+    from clients.grpc_transport import GrpcClient
     from clients.preprocess import prepare
-    from clients.rest_client import RestClient
+    from clients.rest_transport import RestClient
 
     model_dir = export_if_needed(cfg).resolve()
     grpc_port, rest_port = free_port(), free_port()
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", default="../shared/datasets",
                    help="CIFAR-10 source for `python -m export cifar10` (a path, or 'keras' to download)")
-    p.add_argument("--epochs", type=int, default=1, help="training epochs (1 full epoch gives ~60%% accuracy)")
+    p.add_argument("--epochs", type=int, default=1, help="training epochs when a model is exported")
     p.add_argument("--limit", type=int, default=None, help="train on a stratified subset of N images (faster)")
     p.add_argument("--model-base-path", type=Path, default=Path("models"))
     p.add_argument("--cache-dir", type=Path, default=Path(".cache"))

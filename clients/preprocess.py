@@ -1,4 +1,4 @@
-"""Client-side image preparation with Pillow, mirroring `export/preprocessing.py` (the in-graph decoder).
+"""Client-side image preparation with Pillow, mirroring `export/data/preprocessing.py` (the in-graph decoder).
 
 - pixels mode: EXIF orientation applied, any mode (L, LA, P, RGBA, CMYK, I;16, …) to 8-bit RGB (alpha dropped,
   as TF's 3-channel decoding does), resized with Pillow's antialiased BILINEAR only when the size differs,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -16,6 +17,8 @@ SUBCOMMANDS = {
     "imagenet": ("ImagenetExportConfig", "a pretrained ImageNet classifier as is",
                  "Export a Keras Applications ImageNet classifier under the serving contract."),
 }
+# The module of export.exporters that runs each command (imported only once the arguments parsed).
+EXPORTERS = {"cifar10": "cifar", "cifar100": "cifar", "caltechown": "caltechown", "imagenet": "imagenet"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from export import settings
-    from export.image_data import DataError
-    from export.publishing import GateFailed
-    from export.repository import RepositoryError
+    from export.data.image_data import DataError
+    from export.publish.publishing import GateFailed
+    from export.publish.repository import RepositoryError
 
     try:
         config = settings.from_args(getattr(settings, SUBCOMMANDS[args.model][0]), args)
@@ -55,18 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        if args.model in ("cifar10", "cifar100"):
-            from export import cifar10_export
-
-            summary = cifar10_export.run(config)
-        elif args.model == "caltechown":
-            from export import caltechown_export
-
-            summary = caltechown_export.run(config)
-        else:
-            from export import caltechown_export
-
-            summary = caltechown_export.run_imagenet(config)
+        exporter = importlib.import_module(f"export.exporters.{EXPORTERS[args.model]}")
+        summary = exporter.run(config)
     except GateFailed as e:
         print(f"error: validation gate failed, nothing published: {e}", file=sys.stderr)
         print(json.dumps(e.summary))

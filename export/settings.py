@@ -9,37 +9,67 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-BACKBONE_NAMES = ("efficientnetb0", "mobilenetv2", "resnet50")  # export.transfer_model.BACKBONES' keys
+BACKBONE_NAMES = ("efficientnetb0", "mobilenetv2", "resnet50")  # export.models.transfer_model.BACKBONES' keys
 CIFAR_RECIPES = ("reference", "improved")
 OPTIMIZERS = ("adam", "sgd")
-# How the training shift augmentation resamples (export.cifar10_model): Keras's default, or whole pixels
+# How the training shift augmentation resamples (export.models.cifar10_model): Keras's default, or whole pixels
 SHIFT_INTERPOLATIONS = ("bilinear", "nearest")
-PRECISIONS = ("float32", "mixed_bfloat16")  # Keras dtype policies a training run may use (export.precision)
+PRECISIONS = ("float32", "mixed_bfloat16")  # Keras dtype policies a training run may use (export.training.precision)
 # --precision's choices: a policy, or "auto" (mixed_bfloat16 on a CPU with bf16 units, else float32)
 PRECISION_CHOICES = ("auto", *PRECISIONS)
 PRECISION_HELP = ("float32: the reference numerics; mixed_bfloat16: layers compute in bfloat16, weights stay float32 "
-                  "(measured 1.3-1.9x faster for CIFAR-10, 1.5x for Caltechown's recommended run, on CPUs with AMX "
-                  "or AVX512-BF16; several times slower without; changes the numerics); auto: mixed_bfloat16 on a "
-                  "CPU with bf16 units, else float32. The exported model is float32 either way")
-CIFAR_IMAGE_SIZE = 32  # export.cifar10_data.INPUT_SIZE's side, here without importing numpy
+                  "(faster on CPUs with AMX or AVX512-BF16, slower without: see the training-speed results; changes "
+                  "the numerics); auto: mixed_bfloat16 on a CPU with bf16 units, else float32. The exported model is "
+                  "float32 either way")
+CIFAR_IMAGE_SIZE = 32  # export.data.cifar10_data.INPUT_SIZE's side, here without importing numpy
 SHIFT_FRACTION = 0.1  # the training shift's largest move each way, a fraction of the side (both recipes' default)
 
-# What each CIFAR recipe uses where its command line leaves a setting at "recipe's" (None). The reference numerics
-# are the reference project's; the improved recipe's values are the best measured (README, "Measured results").
-RECIPE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "reference": {"learning_rate": 1e-3, "conv_dropout": 0.2, "dense_dropout": 0.2, "test_time_flip": False,
-                  "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.0, "optimizer": "adam",
-                  "test_time_shift": 0, "test_time_vertical": False, "precision": "float32",
-                  "shift_interpolation": "bilinear", "shift_fraction": SHIFT_FRACTION},
-    "improved": {"learning_rate": 2e-3, "conv_dropout": 0.0, "dense_dropout": 0.0, "test_time_flip": True,
-                 "weight_decay": 0.0, "random_erasing": 0.0, "label_smoothing": 0.0, "optimizer": "adam",
-                 "test_time_shift": 2, "test_time_vertical": False, "precision": "auto",
-                 "shift_interpolation": "nearest", "shift_fraction": SHIFT_FRACTION},
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A CIFAR recipe as concrete values: what a run trains, evaluates and exports with. `CifarExportConfig.recipe_
+    values` is the named recipe with the command line's overrides applied once (`dataclasses.replace`)."""
+
+    name: str
+    learning_rate: float
+    conv_dropout: float
+    dense_dropout: float
+    optimizer: str
+    weight_decay: float
+    label_smoothing: float
+    random_erasing: float
+    shift_fraction: float
+    shift_interpolation: str
+    test_time_flip: bool
+    test_time_shift: int
+    test_time_vertical: bool
+    precision: str  # a Keras policy, or "auto"
+    augment: bool  # random flip and shift in training (the reference recipe: only with --augment)
+    lr_schedule: str  # "constant", or "warmup+cosine": warmed up over the first epoch, then cosine-decayed to 0
+
+
+# The reference numerics are the reference project's; the improved recipe's values are the best measured (see the
+# CIFAR-10 results page).
+RECIPES: dict[str, Recipe] = {
+    "reference": Recipe("reference", learning_rate=1e-3, conv_dropout=0.2, dense_dropout=0.2, optimizer="adam",
+                        weight_decay=0.0, label_smoothing=0.0, random_erasing=0.0, shift_fraction=SHIFT_FRACTION,
+                        shift_interpolation="bilinear", test_time_flip=False, test_time_shift=0,
+                        test_time_vertical=False, precision="float32", augment=False, lr_schedule="constant"),
+    "improved": Recipe("improved", learning_rate=2e-3, conv_dropout=0.0, dense_dropout=0.0, optimizer="adam",
+                       weight_decay=0.0, label_smoothing=0.0, random_erasing=0.0, shift_fraction=SHIFT_FRACTION,
+                       shift_interpolation="nearest", test_time_flip=True, test_time_shift=2,
+                       test_time_vertical=False, precision="auto", augment=True, lr_schedule="warmup+cosine"),
 }
+# The recipe settings the command line can override (each a `by_recipe` option of CifarExportConfig).
+RECIPE_OPTIONS = ("learning_rate", "conv_dropout", "dense_dropout", "optimizer", "weight_decay", "label_smoothing",
+                  "random_erasing", "shift_fraction", "shift_interpolation", "test_time_flip", "test_time_shift",
+                  "test_time_vertical", "precision")
 
 
 def check_shift_fraction(value: float, name: str = "shift fraction") -> None:
@@ -62,7 +92,7 @@ def format_setting(value: Any) -> str:
 def describe_recipe_defaults(setting: str) -> str:
     """Each CIFAR recipe's default for a setting, as the option's help gives it: "reference 1e-3, improved 2e-3",
     or one value where the recipes agree."""
-    values = {recipe: format_setting(defaults[setting]) for recipe, defaults in RECIPE_DEFAULTS.items()}
+    values = {name: format_setting(getattr(recipe, setting)) for name, recipe in RECIPES.items()}
     if len(set(values.values())) == 1:
         return next(iter(values.values()))
     return ", ".join(f"{recipe} {value}" for recipe, value in values.items())
@@ -71,9 +101,9 @@ def describe_recipe_defaults(setting: str) -> str:
 def option(default: Any = dataclasses.MISSING, help: str = "", *, group: str = "training",  # noqa: A002
            flag: str | None = None, by_recipe: bool = False, **argparse_kwargs: Any):
     """A dataclass field that is also a command-line option (`flag` defaults to --field-name; a bool that defaults
-    to True becomes --no-field-name). `by_recipe`: the field is None unless given (`resolved` then takes the
-    recipe's), and `add_options` ends its help with each recipe's default from `RECIPE_DEFAULTS`, so the help cannot
-    drift from the values used."""
+    to True becomes --no-field-name). `by_recipe`: the field is None unless given (the recipe's value is used then,
+    see `CifarExportConfig.recipe_values`), and `add_options` ends its help with each recipe's value from `RECIPES`,
+    so the help cannot drift from the values used."""
     meta = {"help": help, "group": group, "flag": flag, "by_recipe": by_recipe, "argparse": argparse_kwargs}
     if isinstance(default, (list, tuple)):
         return dataclasses.field(default_factory=lambda: tuple(default), metadata=meta)
@@ -141,7 +171,7 @@ class CifarExportConfig(TrainingOptions):
     name: str = option("cifar10", "model name in the repository", group="publishing")
     recipe: str = option("reference", "reference: the reference numerics (constant Adam rate, no augmentation); "
                          "improved: the same CNN with random flip and whole-pixel shift augmentation, the rate "
-                         f"warmed up to {format_setting(RECIPE_DEFAULTS['improved']['learning_rate'])} over the "
+                         f"warmed up to {format_setting(RECIPES['improved'].learning_rate)} over the "
                          "first epoch, then cosine-decayed to 0, no dropout (the layers "
                          "stay at rate 0), 6 test-time views (flip, shifts)", choices=CIFAR_RECIPES)
     learning_rate: float | None = option(None, "learning rate (the improved recipe's peak rate)", type=float,
@@ -178,9 +208,7 @@ class CifarExportConfig(TrainingOptions):
                                          "forward passes per image instead of 2; 0: none", group="model", type=int,
                                          metavar="PIXELS", by_recipe=True)
     test_time_vertical: bool | None = option(None, "shift the served views PIXELS up and down as well: 10 "
-                                             "forward passes per image with the flip instead of 6 (measured +0.20 "
-                                             "and +0.48 points on two models' validation images for 1.65x the 6 "
-                                             "views' compute)",
+                                             "forward passes per image with the flip instead of 6",
                                              group="model", action=argparse.BooleanOptionalAction, by_recipe=True)
     precision: str | None = option(None, PRECISION_HELP, choices=PRECISION_CHOICES, by_recipe=True)
     test_each_epoch: bool = option(False, "evaluate the test images after every epoch, as the reference project's "
@@ -195,20 +223,18 @@ class CifarExportConfig(TrainingOptions):
                              f"{(CIFAR_IMAGE_SIZE - 1) // 2} (below half the {CIFAR_IMAGE_SIZE}-pixel images)")
         if self.shift_fraction is not None:
             check_shift_fraction(self.shift_fraction, "--shift-fraction")
-        if self.resolved("test_time_vertical") and not self.resolved("test_time_shift"):
+        if self.recipe_values.test_time_vertical and not self.recipe_values.test_time_shift:
             raise ValueError("--test-time-vertical shifts the views --test-time-shift pixels up and down, but that "
                              "shift is 0 here: give --test-time-shift 1 or more (the improved recipe's is "
-                             f"{RECIPE_DEFAULTS['improved']['test_time_shift']})")
+                             f"{RECIPES['improved'].test_time_shift})")
 
-    @property
-    def augments(self) -> bool:
-        """Whether training augments (the improved recipe always does)."""
-        return self.augment or self.recipe == "improved"
-
-    def resolved(self, setting: str) -> Any:
-        """A setting as given on the command line, else the recipe's default (`RECIPE_DEFAULTS`)."""
-        value = getattr(self, setting)
-        return RECIPE_DEFAULTS[self.recipe][setting] if value is None else value
+    @functools.cached_property
+    def recipe_values(self) -> Recipe:
+        """The recipe this run uses: the named recipe with every option given on the command line applied (once,
+        here), `--augment` included; exporters and the metadata read only these concrete values."""
+        given = {k: getattr(self, k) for k in RECIPE_OPTIONS if getattr(self, k) is not None}
+        base = RECIPES[self.recipe]
+        return dataclasses.replace(base, **given, augment=base.augment or self.augment)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -88,9 +88,8 @@ def compare_responses(core, servable, path: Path) -> dict[str, dict]:
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
-    from serving import tensor_codec
-    from serving.example_signatures import CLASSIFY_METHOD
-    from serving.inference import examples_from_input
+    from serving.codecs import tensor_codec
+    from serving.core.inference import ModelRef, examples_from_input
 
     results: dict[str, dict] = {}
     for raw in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
@@ -100,14 +99,14 @@ def compare_responses(core, servable, path: Path) -> dict[str, dict]:
         if kind == "predict_log":
             req, want = log.predict_log.request, log.predict_log.response
             inputs = {k: tensor_codec.to_numpy(v, k) for k, v in req.inputs.items()}
-            got = asyncio.run(core.predict_on(servable, req.model_spec.signature_name, inputs,
-                                              tuple(want.outputs))).value
+            got = asyncio.run(core.predict(ModelRef(servable.name, signature_name=req.model_spec.signature_name),
+                                           inputs, tuple(want.outputs), servable=servable)).value
             diff = max(_max_abs_diff(got[k], tensor_codec.to_numpy(v, k)) for k, v in want.outputs.items())
             key = req.model_spec.signature_name or "serving_default"
         elif kind == "classify_log":
             req, want = log.classify_log.request, log.classify_log.response
-            got = asyncio.run(core.examples_on(servable, req.model_spec.signature_name,
-                                               examples_from_input(req.input), CLASSIFY_METHOD)).value
+            got = asyncio.run(core.classify(ModelRef(servable.name, signature_name=req.model_spec.signature_name),
+                                            examples_from_input(req.input), servable=servable)).value
             got_scores = [[score for _, score in row] for row in got]
             want_scores = [[c.score for c in row.classes] for row in want.result.classifications]
             diff = _max_abs_diff(got_scores, want_scores)
@@ -152,7 +151,7 @@ def probe_signatures(servable) -> dict[str, dict]:
 
 
 def _tensor_summary(spec) -> dict:
-    from serving import tensor_codec
+    from serving.codecs import tensor_codec
 
     shape = None if spec.shape is None else [d if d >= 0 else None for d in spec.shape]
     return {"dtype": tensor_codec.dtype_name(spec.dtype), "shape": shape, "tensor": spec.tensor_name}
@@ -160,9 +159,9 @@ def _tensor_summary(spec) -> dict:
 
 def run_check(cfg: CheckConfig) -> dict:
     """Load, warm up, summarise and compare; the report's `ok` says whether the model would serve."""
+    from serving.core.inference import InferenceCore, replay_warmup_record
     from serving.errors import ServingError, as_serving_error
-    from serving.inference import InferenceCore, replay_warmup_record
-    from serving.servable import Servable
+    from serving.lifecycle.servable import Servable
 
     report: dict = {"path": str(cfg.path), "model_name": cfg.model_name, "tags": list(cfg.tags), "ok": False}
     stage = "load"

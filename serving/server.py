@@ -10,11 +10,11 @@ import time
 from concurrent import futures
 from pathlib import Path
 
-from serving import config_files
+from serving.core.inference import InferenceCore, replay_warmup_record
 from serving.errors import FailedPrecondition, InvalidArgument, PermissionDenied, ServingError, as_serving_error
 from serving.flags import ServerOptions
-from serving.inference import InferenceCore, replay_warmup_record
-from serving.model_manager import ManagerOptions, ModelManager
+from serving.lifecycle import config_files
+from serving.lifecycle.model_manager import ManagerOptions, ModelManager
 
 logger = logging.getLogger(__name__)
 # gRPC/REST worker threads when the flags leave them at 0: at least 2 x the largest useful batch (TF Serving's
@@ -28,7 +28,7 @@ GRPC_PICKUP_SECONDS = 1.0
 def session_options(options: ServerOptions):
     """Each servable's Session settings, with TF Serving's precedence (server.cc): intra/inter-op flags when either
     is set, else --tensorflow_session_parallelism for both; all three set is refused. 0 lets TensorFlow choose."""
-    from serving.saved_model_bundle import SessionOptions
+    from serving.lifecycle.saved_model_bundle import SessionOptions
 
     intra, inter = options.tensorflow_intra_op_parallelism, options.tensorflow_inter_op_parallelism
     session = options.tensorflow_session_parallelism
@@ -71,19 +71,41 @@ class ModelServer:
                     options.force_allow_any_version_labels_for_unavailable_models),
             ),
         )
-        from serving.metrics import ServerMetrics
+        from serving.core.metrics import ServerMetrics
 
         self.metrics = ServerMetrics(known_models=self.manager.model_names)
-        self.batcher = None
-        self.pool: futures.ThreadPoolExecutor | None = None
-        self.core: InferenceCore | None = None
+        # The core exists before any model can load: a version's warmup requests replay through it (and its runner)
+        # from the version's load worker, exactly as live requests run.
+        self.batcher = self._build_batcher()
+        # One pool for blocking work of both transports (unbatched signature runs, big decodes).
+        threads = max(options.grpc_max_threads, options.rest_api_num_threads) or DEFAULT_IO_THREADS
+        self.pool = futures.ThreadPoolExecutor(threads, thread_name_prefix="infer")
+        self.core = InferenceCore(self.manager, runner=self.batcher, pool=self.pool, metrics=self.metrics,
+                                  on_runtime=self.metrics.runtime,
+                                  method_name_check=options.enable_signature_method_name_check)
         self.grpc_server = None
         self._ssl = None
         self.rest = None
         self.metrics_path: str | None = None
 
+    def _build_batcher(self):
+        """The batch scheduler when --enable_batching (its parameters file or TF Serving's defaults), else None."""
+        if not self.options.enable_batching:
+            if self.options.batching_parameters_file:
+                raise InvalidArgument("server_options.batching_parameters_file is set without setting "
+                                      "server_options.enable_batching to true.")
+            return None
+        from serving.core.batching import BatchingOptions, BatchScheduler
+
+        params = (config_files.load_batching_parameters(self.options.batching_parameters_file)
+                  if self.options.batching_parameters_file else None)
+        opts = BatchingOptions.from_proto(params) if params is not None else BatchingOptions()
+        logger.info("batching enabled: %s", opts)
+        return BatchScheduler(opts, on_queued=self.metrics.queued, on_batch=self.metrics.batch,
+                              on_runtime=self.metrics.runtime, on_scheduled=self.metrics.scheduled)
+
     def _load_servable(self, name: str, version: int, path: Path):
-        from serving.servable import Servable
+        from serving.lifecycle.servable import Servable
 
         started = time.perf_counter()
         try:
@@ -153,27 +175,9 @@ class ModelServer:
                 logger.exception("poll failed; keeping the models already served")
 
     def start(self) -> None:
-        """Configure TensorFlow, batching and metrics, load the initial models, start polling."""
+        """Read the monitoring and SSL configs, load the initial models, start polling."""
         if self.options.model_config_file:
             self._config_text = Path(self.options.model_config_file).read_text()
-        if self.options.enable_batching:
-            from serving.batching import BatchingOptions, BatchScheduler
-
-            params = (config_files.load_batching_parameters(self.options.batching_parameters_file)
-                      if self.options.batching_parameters_file else None)
-            opts = BatchingOptions.from_proto(params) if params is not None else BatchingOptions()
-            self.batcher = BatchScheduler(opts, on_queued=self.metrics.queued, on_batch=self.metrics.batch,
-                                          on_runtime=self.metrics.runtime, on_scheduled=self.metrics.scheduled)
-            logger.info("batching enabled: %s", opts)
-        elif self.options.batching_parameters_file:
-            raise InvalidArgument("server_options.batching_parameters_file is set without setting "
-                                  "server_options.enable_batching to true.")
-        # One pool for blocking work of both transports (unbatched signature runs, MultiInference, big decodes).
-        threads = max(self.options.grpc_max_threads, self.options.rest_api_num_threads) or DEFAULT_IO_THREADS
-        self.pool = futures.ThreadPoolExecutor(threads, thread_name_prefix="infer")
-        self.core = InferenceCore(self.manager, runner=self.batcher, pool=self.pool, metrics=self.metrics,
-                                  on_runtime=self.metrics.runtime,
-                                  method_name_check=self.options.enable_signature_method_name_check)
         if self.options.monitoring_config_file:
             monitoring = config_files.load_monitoring_config(self.options.monitoring_config_file)
             if monitoring.prometheus_config.enable:
@@ -192,8 +196,8 @@ class ModelServer:
         """Open the gRPC and REST ports on this event loop; on a signal, stop accepting and drain both."""
         from aiohttp import web
 
-        from serving.grpc_server import build_grpc_server
-        from serving.rest_server import RestApi
+        from serving.protocol.grpc_api import build_grpc_server
+        from serving.protocol.rest_api import RestApi
 
         loop = asyncio.get_running_loop()
         stopped = asyncio.Event()

@@ -52,7 +52,7 @@ def real_jpegs(cifar_test_dir) -> list[Path]:
 @pytest.fixture(scope="session")
 def exported_cifar10(tmp_path_factory) -> Path:
     """A CIFAR-10 model trained 1 epoch on synthetic data and published as <repo>/cifar10/1."""
-    from export.cifar10_export import CifarExportConfig, run
+    from export.exporters.cifar import CifarExportConfig, run
 
     repo = tmp_path_factory.mktemp("models")
     summary = run(CifarExportConfig(data="synthetic", epochs=1, model_base_path=repo,

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from clients.grpc_client import GrpcClient
+from clients.grpc_transport import GrpcClient
 from clients.preprocess import prepare
-from clients.rest_client import RestClient
+from clients.rest_transport import RestClient
 from tests.serving.conftest import ROOT, free_port, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -132,7 +132,7 @@ def test_bench_short_bounded_run_reports_every_column(server, exported_cifar10, 
     import csv
 
     rows = list(csv.DictReader(csv_path.open()))
-    from clients.bench import PERF_ANALYZER_COLUMNS
+    from clients.bench.serving_bench import PERF_ANALYZER_COLUMNS
 
     assert list(rows[0]) == PERF_ANALYZER_COLUMNS and len(rows) == 2
     assert "in-process baseline" in out.stdout

@@ -6,7 +6,7 @@ import tensorflow as tf
 from PIL import Image
 
 from clients.preprocess import ImageError, needs_reencode, prepare
-from export.preprocessing import decode_to_uint8
+from export.data.preprocessing import decode_to_uint8
 
 
 def encode(img: Image.Image, fmt: str, **kw) -> bytes:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from export import repository
+from export.publish import repository
 
 pytestmark = pytest.mark.slow
 

@@ -45,7 +45,7 @@ def test_bad_options_are_refused_by_argparse(capsys):
 
 
 def test_backbone_choices_match_the_models_the_exporter_builds():
-    from export.transfer_model import BACKBONES
+    from export.models.transfer_model import BACKBONES
 
     assert set(settings.BACKBONE_NAMES) == set(BACKBONES)
 
@@ -72,7 +72,9 @@ def test_help_that_states_its_default_gets_no_second_default_appended(capsys):
 def test_every_recipe_setting_is_an_option_whose_help_gives_each_recipes_default_from_the_table(capsys,
                                                                                                  monkeypatch):
     by_recipe = {f.name for f in dataclasses.fields(settings.CifarExportConfig) if f.metadata["by_recipe"]}
-    assert by_recipe == set(settings.RECIPE_DEFAULTS["reference"]) == set(settings.RECIPE_DEFAULTS["improved"])
+    assert by_recipe == set(settings.RECIPE_OPTIONS)
+    recipe_fields = {f.name for f in dataclasses.fields(settings.Recipe)}
+    assert by_recipe == recipe_fields - {"name", "augment", "lr_schedule"}  # each value an option can override
     assert all(getattr(settings.CifarExportConfig(data="d"), name) is None for name in by_recipe)
 
     def help_text() -> str:
@@ -85,23 +87,23 @@ def test_every_recipe_setting_is_an_option_whose_help_gives_each_recipes_default
     assert "default: the recipe's (reference off, improved on)" in text  # --test-time-flip
     assert "default: the recipe's (adam)" in text  # one value where the recipes agree
     # a default changed in the table is what the help then says: nothing written a second time by hand
-    changed = {recipe: {**values} for recipe, values in settings.RECIPE_DEFAULTS.items()}
-    changed["improved"].update(learning_rate=1.5e-3, conv_dropout=0.1)
-    monkeypatch.setattr(settings, "RECIPE_DEFAULTS", changed)
+    changed = {**settings.RECIPES, "improved": dataclasses.replace(settings.RECIPES["improved"], learning_rate=1.5e-3,
+                                                                   conv_dropout=0.1)}
+    monkeypatch.setattr(settings, "RECIPES", changed)
     text = help_text()
     assert "default: the recipe's (reference 1e-3, improved 1.5e-3)" in text
     assert "after each conv block; default: the recipe's (reference 0.2, improved 0.1)" in text
 
 
 def test_improved_recipe_augments_and_warms_up_then_decays_the_rate_to_zero():
-    from export.cifar10_recipe import learning_rate
+    from export.models.cifar10_recipe import learning_rate
 
     reference = settings.CifarExportConfig(data="d")
-    assert reference.recipe == "reference" and not reference.augments
+    assert reference.recipe == "reference" and not reference.recipe_values.augment
     assert learning_rate(reference, steps_per_epoch=10) == 1e-3
     improved = settings.from_args(settings.CifarExportConfig, build_parser().parse_args(
         ["cifar10", "--data", "d", "--recipe", "improved", "--epochs", "5"]))
-    assert improved.augments and improved.augment is False
+    assert improved.recipe_values.augment and improved.augment is False
     schedule = learning_rate(improved, steps_per_epoch=10)
     rates = [float(schedule(step)) for step in (0, 5, 10, 30, 50)]
     # the improved recipe's peak is 2e-3 (twice the reference's constant rate), reached after the first epoch
@@ -109,37 +111,35 @@ def test_improved_recipe_augments_and_warms_up_then_decays_the_rate_to_zero():
     assert 0 < rates[3] < 2e-3 and rates[4] == pytest.approx(0.0, abs=1e-9)
 
 
-def test_recipe_defaults_fill_what_the_command_line_leaves_unset():
+def test_recipe_values_are_the_named_recipe_with_the_command_lines_overrides():
     def parse(*extra):
         return settings.from_args(settings.CifarExportConfig, build_parser().parse_args(["cifar10", "--data", "d",
                                                                                         *extra]))
 
+    def values(cfg, *keys):
+        return tuple(getattr(cfg.recipe_values, k) for k in keys)
+
     reference, improved = parse(), parse("--recipe", "improved")
-    assert [reference.resolved(k) for k in ("learning_rate", "conv_dropout", "dense_dropout", "test_time_flip")] \
-        == [1e-3, 0.2, 0.2, False]
+    assert values(reference, "learning_rate", "conv_dropout", "dense_dropout", "test_time_flip") == (
+        1e-3, 0.2, 0.2, False)
     # the improved recipe as documented: peak rate 2e-3, no dropout (written out here, not read from the table)
-    assert [improved.resolved(k) for k in ("learning_rate", "conv_dropout", "dense_dropout")] == [2e-3, 0.0, 0.0]
+    assert values(improved, "learning_rate", "conv_dropout", "dense_dropout") == (2e-3, 0.0, 0.0)
     given = parse("--recipe", "improved", "--learning-rate", "1e-3", "--conv-dropout", "0.1", "--no-test-time-flip")
-    assert (given.resolved("learning_rate"), given.resolved("conv_dropout"), given.resolved("test_time_flip")) == (
-        1e-3, 0.1, False)
-    assert parse("--test-time-flip").resolved("test_time_flip") is True
-    assert (reference.resolved("weight_decay"), parse("--weight-decay", "0.05").resolved("weight_decay")) == (0.0,
-                                                                                                              0.05)
-    assert (improved.resolved("conv_dropout"), improved.resolved("dense_dropout")) == (0.0, 0.0)
-    assert (improved.resolved("random_erasing"), parse("--random-erasing", "0.5").resolved("random_erasing")) == (
+    assert values(given, "learning_rate", "conv_dropout", "test_time_flip") == (1e-3, 0.1, False)
+    assert values(parse("--test-time-flip"), "test_time_flip") == (True,)
+    assert values(reference, "weight_decay") + values(parse("--weight-decay", "0.05"), "weight_decay") == (0.0, 0.05)
+    assert values(improved, "random_erasing") + values(parse("--random-erasing", "0.5"), "random_erasing") == (
         0.0, 0.5)
-    assert (reference.resolved("label_smoothing"), improved.resolved("label_smoothing"),
-            parse("--recipe", "improved", "--label-smoothing", "0.2").resolved("label_smoothing")) == (0.0, 0.0, 0.2)
-    assert (reference.resolved("test_time_shift"), improved.resolved("test_time_shift"),
-            parse("--recipe", "improved", "--test-time-shift", "0").resolved("test_time_shift")) == (0, 2, 0)
-    assert (reference.resolved("shift_interpolation"), improved.resolved("shift_interpolation"),
-            parse("--recipe", "improved", "--shift-interpolation", "bilinear").resolved("shift_interpolation")) == (
-        "bilinear", "nearest", "bilinear")
-    assert (reference.resolved("shift_fraction"), improved.resolved("shift_fraction"),
-            parse("--recipe", "improved", "--shift-fraction", "0.125").resolved("shift_fraction")) == (0.1, 0.1, 0.125)
-    assert (reference.resolved("precision"), improved.resolved("precision"),
-            parse("--recipe", "improved", "--precision", "float32").resolved("precision")) == (
-        "float32", "auto", "float32")
+    cases = {
+        "label_smoothing": (("--label-smoothing", "0.2"), (0.0, 0.0, 0.2)),
+        "test_time_shift": (("--test-time-shift", "0"), (0, 2, 0)),
+        "shift_interpolation": (("--shift-interpolation", "bilinear"), ("bilinear", "nearest", "bilinear")),
+        "shift_fraction": (("--shift-fraction", "0.125"), (0.1, 0.1, 0.125)),
+        "precision": (("--precision", "float32"), ("float32", "auto", "float32")),
+    }
+    for key, (flag, expected) in cases.items():
+        overridden = parse("--recipe", "improved", *flag)
+        assert values(reference, key) + values(improved, key) + values(overridden, key) == expected, key
 
 
 @pytest.mark.parametrize("shift", ["-1", "16"])
@@ -166,12 +166,16 @@ def test_vertical_views_without_a_shift_are_exit_2_naming_both_flags(capsys):
     assert "--test-time-vertical shifts the views --test-time-shift pixels" in capsys.readouterr().err
     improved = settings.from_args(settings.CifarExportConfig, build_parser().parse_args(
         ["cifar10", "--data", "d", "--recipe", "improved", "--test-time-vertical"]))
-    assert (improved.resolved("test_time_vertical"), improved.resolved("test_time_shift")) == (True, 2)
+    assert (improved.recipe_values.test_time_vertical, improved.recipe_values.test_time_shift) == (True, 2)
     default = settings.from_args(settings.CifarExportConfig, build_parser().parse_args(
         ["cifar10", "--data", "d", "--recipe", "improved"]))
-    assert default.resolved("test_time_vertical") is False
+    assert default.recipe_values.test_time_vertical is False
+    with_augment = settings.from_args(settings.CifarExportConfig, build_parser().parse_args(
+        ["cifar10", "--data", "d", "--augment"]))
+    assert with_augment.recipe_values == dataclasses.replace(settings.RECIPES["reference"], augment=True)
+
 
 def test_the_settings_image_size_is_the_cifar_loaders():
-    from export.cifar10_data import INPUT_SIZE
+    from export.data.cifar10_data import INPUT_SIZE
 
     assert INPUT_SIZE == (settings.CIFAR_IMAGE_SIZE, settings.CIFAR_IMAGE_SIZE)

@@ -93,7 +93,7 @@ def test_image_set_in_one_place():
 @pytest.mark.parametrize(("overlay", "sources"), [
     ("overlays/prod", {"models.config": "models.config", "batching.config": "batching.config",
                        "monitoring.config": "monitoring.config"}),
-    ("overlays/canary", {"models.config": "models.canary.config", "batching.config": "batching.config",
+    ("overlays/canary", {"models.config": "../../overlays/canary/models.config", "batching.config": "batching.config",
                          "monitoring.config": "monitoring.config"}),
 ])
 def test_configmap_is_the_serving_configs(overlay, sources):
@@ -101,7 +101,7 @@ def test_configmap_is_the_serving_configs(overlay, sources):
     assert cm["metadata"]["name"] == "tfserving-config"  # no hash suffix: mounted files update in place
     assert set(cm["data"]) == set(sources)
     for key, source in sources.items():
-        assert cm["data"][key] == (ROOT / "serving" / source).read_text(), f"run `make k8s-config` ({key})"
+        assert cm["data"][key] == (ROOT / "k8s" / "base" / "config" / source).read_text(), key
 
 
 def test_probes_ports_and_config_paths_are_consistent():

@@ -22,6 +22,7 @@ import pytest
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "k8s" / "base" / "config"  # the deployment configs (image and Kubernetes)
 # The real binary: $TF_SERVING_BINARY, else tensorflow_model_server on PATH. With TF_SERVING_REQUIRE_REAL=1 (CI that
 # has the binary) a real-binary test that cannot run fails instead of skipping.
 REAL_BINARY_ENV, REQUIRE_REAL_ENV = "TF_SERVING_BINARY", "TF_SERVING_REQUIRE_REAL"

@@ -13,7 +13,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from serving.check import main, parse_args, run_check
 from tests.serving.conftest import ROOT, build_half_plus_two
-from tests.serving.test_saved_model_bundle import save_keras_wrapped_the_old_way
+from tests.serving.lifecycle.test_saved_model_bundle import save_keras_wrapped_the_old_way
 
 
 def write_logs(path, logs) -> None:

@@ -9,7 +9,7 @@ import requests
 import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, input_pb2, predict_pb2, prediction_service_pb2_grpc
 
-from export.cifar10_data import CLASS_NAMES
+from export.data.cifar10_data import CLASS_NAMES
 from tests.serving.conftest import REAL_BINARY, SERVER_KINDS, real_binary_unavailable, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -33,3 +33,11 @@ def test_a_level_the_user_set_and_verbose_are_left_alone():
     out = run_python("import os, sys\nfrom serving.tf_logging import quiet_tensorflow\nquiet_tensorflow(verbose=True)\n"
                      "print(os.environ.get('TF_CPP_MIN_LOG_LEVEL'), 'tensorflow' in sys.modules)")
     assert out.stdout.split() == ["None", "False"]
+
+
+def test_a_quiet_level_passed_on_by_a_parent_command_still_keeps_the_start_up_lines_out():
+    # `make demo` quiets itself, then runs `python -m export` with TF_CPP_MIN_LOG_LEVEL=3 in its environment.
+    out = run_python("import sys\nfrom serving.tf_logging import quiet_tensorflow\nquiet_tensorflow()\n"
+                     "print('tensorflow' in sys.modules)", TF_CPP_MIN_LOG_LEVEL="3")
+    assert out.stdout.split() == ["True"]
+    assert not [line for line in out.stderr.splitlines() if any(n in line for n in NOISE)], out.stderr

@@ -1,0 +1,1 @@
+"""One module per exporter command: load → split → build → fit → evaluate → gate → publish."""

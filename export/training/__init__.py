@@ -1,0 +1,1 @@
+"""Training and evaluation: the fit loop, precision policies, accuracy and confusion matrices."""

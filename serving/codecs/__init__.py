@@ -1,0 +1,1 @@
+"""Codecs between wire formats and arrays: TensorProto and JSON tensors (transports, warmup and loader use them)."""
