@@ -55,7 +55,10 @@ def serving_endpoints(model: keras.Model, class_names: list[str], input_size: tu
         return predict(decode_batch(image_bytes, input_size))
 
     def serve_pixels(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
-        return predict(pixels)
+        # A fed tensor is not checked against the signature's shape by Session::Run (neither here nor in
+        # tensorflow_model_server): without this, 4 channels reach the fused convolution, which fails with
+        # UNIMPLEMENTED (HTTP 501). EnsureShape answers INVALID_ARGUMENT (400) naming both shapes instead.
+        return predict(tf.ensure_shape(pixels, [None, height, width, 3]))
 
     def serve_classify(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         features = tf.io.parse_example(inputs, {IMAGE_FEATURE: tf.io.FixedLenFeature([], tf.string)})

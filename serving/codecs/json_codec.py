@@ -11,6 +11,7 @@ import numpy as np
 import orjson
 from tensorflow.core.example import example_pb2, feature_pb2
 
+from serving.codecs import tensor_codec
 from serving.errors import InvalidArgument
 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -44,7 +45,12 @@ def _fallback(o: Any) -> Any:
 
 def debug_string(value: Any) -> str:
     """A JSON value as TF Serving quotes it in messages (JsonValueToDebugString: compact JSON)."""
-    return orjson.dumps(value).decode()
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # a value orjson cannot write back (an integer beyond 64 bits): Python's own JSON
+        import json
+
+        return json.dumps(value, separators=(",", ":"))
 
 
 def _json_type(value: Any) -> str:
@@ -144,6 +150,10 @@ def _shape_of(value: Any, name: str) -> tuple[int, ...]:
 
 def to_array(value: Any, dtype: np.dtype, name: str) -> np.ndarray:
     """One input's JSON value as an array of the signature's dtype."""
+    depth = len(_dense_shape(value))  # refused before any recursive walk over a value nested that deep
+    if depth > tensor_codec.MAX_DIMS:
+        raise InvalidArgument(f"input {name!r}: JSON lists nested {depth} deep; a tensor here has at most "
+                              f"{tensor_codec.MAX_DIMS} dimensions")
     if dtype.kind == "O":
         converted = _strings(value, name)
         shape = _shape_of(converted, name)

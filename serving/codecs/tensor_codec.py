@@ -43,9 +43,10 @@ _VAL_FIELD = {
 
 
 # A TensorProto with one value (or none) for a larger shape is filled as TF's Tensor::FromProto does; the filled
-# tensor may not exceed this many elements (64 Mi: 256 MiB of float32), so a 40-byte request cannot declare a
-# 1e9-element tensor and make the server allocate it.
-MAX_FILLED_ELEMENTS = 1 << 26
+# tensor may not exceed this many elements (1 Mi: 4 MiB of float32, 8 MiB of string references), so a request of
+# a few dozen bytes cannot make the server allocate hundreds of MiB before its batch size is even checked (the
+# real server fills any size: a deliberate difference).
+MAX_FILLED_ELEMENTS = 1 << 20
 MAX_DIMS = 64  # numpy's limit; TensorShape allows 254
 
 
@@ -73,6 +74,20 @@ def numpy_dtype(dtype: int) -> np.dtype:
         raise InvalidArgument(f"unsupported tensor dtype {dtype_name(dtype)}") from None
 
 
+INT64_MAX = 2**63 - 1
+
+
+def _fits_tensor_shape(shape: tuple[int, ...]) -> bool:
+    """TensorShape's rule: the element count, multiplied dimension by dimension in order, never passes int64's
+    range (MultiplyWithoutOverflow; a 0 seen first keeps the product 0)."""
+    count = 1
+    for size in shape:
+        count *= size
+        if count > INT64_MAX:
+            return False
+    return True
+
+
 def to_numpy(proto: tensor_pb2.TensorProto, name: str = "") -> np.ndarray:
     """Decode a TensorProto (tensor_content or typed values; a single value is broadcast as TF does)."""
     dtype = numpy_dtype(proto.dtype)
@@ -83,6 +98,8 @@ def to_numpy(proto: tensor_pb2.TensorProto, name: str = "") -> np.ndarray:
         raise InvalidArgument(f"input {name!r}: negative dimension in shape {list(shape)}")
     if len(shape) > MAX_DIMS:
         raise InvalidArgument(f"input {name!r}: {len(shape)} dimensions, at most {MAX_DIMS} are supported")
+    if not _fits_tensor_shape(shape):  # Tensor::FromProto refuses it: GetInputValues' message
+        raise InvalidArgument(f"tensor parsing error: {name}")
     count = math.prod(shape)  # exact Python ints (np.prod costs ~20 µs per request here)
     if proto.tensor_content and proto.dtype != types_pb2.DT_STRING:
         if len(proto.tensor_content) != count * dtype.itemsize:
@@ -90,7 +107,10 @@ def to_numpy(proto: tensor_pb2.TensorProto, name: str = "") -> np.ndarray:
                 f"input {name!r}: tensor_content has {len(proto.tensor_content)} bytes, shape {list(shape)} of "
                 f"{dtype_name(proto.dtype)} needs {count * dtype.itemsize}"
             )
-        return np.frombuffer(proto.tensor_content, dtype=dtype).reshape(shape)
+        try:
+            return np.frombuffer(proto.tensor_content, dtype=dtype).reshape(shape)
+        except ValueError as e:
+            raise InvalidArgument(f"input {name!r}: shape {list(shape)} cannot be held as an array ({e})") from e
     values = getattr(proto, _VAL_FIELD[proto.dtype])
     if len(values) != count:
         if len(values) > 1:
@@ -105,11 +125,14 @@ def to_numpy(proto: tensor_pb2.TensorProto, name: str = "") -> np.ndarray:
         arr = np.asarray(values, dtype=np.uint16).view(np.float16)
     else:
         arr = np.asarray(values, dtype=dtype)
-    if len(arr) == count:
-        return arr.reshape(shape)
-    if len(arr) == 1:  # the only other cases the check above lets through: one value or none, filled
-        return np.full(shape, arr[0], dtype=dtype)
-    return np.zeros(shape, dtype=dtype) if proto.dtype != types_pb2.DT_STRING else np.full(shape, b"", object)
+    try:
+        if len(arr) == count:
+            return arr.reshape(shape)
+        if len(arr) == 1:  # the only other cases the check above lets through: one value or none, filled
+            return np.full(shape, arr[0], dtype=dtype)
+        return np.zeros(shape, dtype=dtype) if proto.dtype != types_pb2.DT_STRING else np.full(shape, b"", object)
+    except (ValueError, MemoryError) as e:  # a valid TensorShape (e.g. with a 0) beyond what an array can index
+        raise InvalidArgument(f"input {name!r}: shape {list(shape)} cannot be held as an array ({e})") from e
 
 
 def from_numpy(array: np.ndarray, as_content: bool = False) -> tensor_pb2.TensorProto:

@@ -21,7 +21,7 @@ import tensorflow as tf
 from google.protobuf import message as pb_message
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, saved_model_pb2
 
-from serving.errors import DataLoss, NotFound, ServingError, error_for_code
+from serving.errors import DataLoss, InvalidArgument, NotFound, ServingError, error_for_code
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +150,11 @@ class SessionBundle:
             return fn(*(feeds[n] for n in names))
         except tf.errors.OpError as e:
             raise translate_tf_error(e) from e
+        except UnicodeDecodeError as e:
+            # TensorFlow's Python binding decodes an op's error message as UTF-8; a message quoting the request's
+            # own bytes (ParseExample's "Could not parse example input, value: '…'") fails to decode and loses its
+            # status. Such messages come from the op's input checks: INVALID_ARGUMENT, the message kept readable.
+            raise InvalidArgument(e.object.decode("utf-8", "backslashreplace")) from e
 
     def close(self) -> None:
         """Release the session (its variables and callables)."""

@@ -133,11 +133,11 @@ class RestApi:
     @web.middleware
     async def _errors(self, request: web.Request, handler):
         """Every failure leaves as `{"error": ...}` with TF Serving's HTTP status; handlers in flight are counted."""
-        if request.method == "OPTIONS":
-            return await self.preflight(request)
         self.in_flight += 1
         self._idle.clear()
         try:
+            if request.method == "OPTIONS":  # any path: http_server.cc answers preflights before routing
+                return await self.preflight(request)
             return await handler(request)
         except web.HTTPException:  # aiohttp's own answers outside /v1 (404 for other paths)
             raise
@@ -154,10 +154,12 @@ class RestApi:
         return self._respond(err.http_status, json_codec.dumps({"error": err.message}))
 
     async def preflight(self, request: web.Request) -> web.Response:
-        """OPTIONS: CORS preflight, answered as http_server.cc does (an http(s) Origin is required)."""
-        if not _ORIGIN.search(request.headers.get("Origin", "")):
-            raise FailedPrecondition("Origin header is missing in CORS preflight")
-        return web.Response(status=200, headers=dict(_CORS) if self.cors else {})
+        """OPTIONS on any path of the API: CORS preflight, answered as http_server.cc does before any routing. An
+        http(s) Origin is required; without one the status is FAILED_PRECONDITION (HTTP 400) and, as there, the
+        body is empty (the handler that writes `{"error": …}` never runs for OPTIONS)."""
+        ok = _ORIGIN.search(request.headers.get("Origin", "")) is not None
+        status = 200 if ok else FailedPrecondition("Origin header is missing in CORS preflight").http_status
+        return web.Response(status=status, headers=dict(_CORS) if self.cors else {})
 
     async def malformed(self, request: web.Request) -> web.Response:
         """Anything under /v1 that no API route takes."""

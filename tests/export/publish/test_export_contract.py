@@ -158,6 +158,19 @@ def test_gate_reports_the_infra_validation(exported_cifar10):
         "serving_default": 0.0, "predict_pixels": 0.0, "classify": 0.0}
 
 
+def test_pixels_with_the_wrong_channel_count_are_invalid_argument_inside_the_served_graph(exported_cifar10):
+    """Session::Run does not check a fed tensor against the signature's shape, in either server; the signature's
+    EnsureShape does, so 4 channels are INVALID_ARGUMENT (400) instead of the fused convolution's UNIMPLEMENTED."""
+    from serving.errors import InvalidArgument
+    from serving.lifecycle.servable import Servable
+
+    servable = Servable("cifar10", 1, exported_cifar10)
+    sig = servable.signature("predict_pixels")
+    with pytest.raises(InvalidArgument, match=r"\[2,32,32,4\] is not compatible with expected shape \[\?,32,32,3\]"):
+        servable.run(sig, {"pixels": np.zeros((2, 32, 32, 4), np.float32)})
+    assert servable.run(sig, {"pixels": np.zeros((2, 32, 32, 3), np.float32)})["probabilities"].shape == (2, 10)
+
+
 def _png_declaring(width: int, height: int) -> bytes:
     """A real 8×8 PNG whose IHDR claims another size: what a decompression bomb's header looks like."""
     import io
@@ -171,7 +184,7 @@ def _png_declaring(width: int, height: int) -> bytes:
 
 
 def test_images_declaring_too_many_pixels_are_refused_inside_the_served_graph(exported_cifar10, real_jpegs):
-    """The limit lives in the exported signature, so tensorflow_model_server enforces it too (issue 14 item 4)."""
+    """The limit lives in the exported signature, so tensorflow_model_server enforces it too."""
     from export.data.preprocessing import MAX_IMAGE_PIXELS
     from serving.errors import InvalidArgument
     from serving.lifecycle.servable import Servable

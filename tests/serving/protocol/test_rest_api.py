@@ -126,3 +126,27 @@ def test_malformed_json_and_unknown_status(h2t_server):
     assert r.status_code == 404 and "nope" in r.json()["error"]
     r = requests.get(f"{h2t_server.rest}/v1/models/half_plus_two/versions/7", timeout=10)
     assert r.status_code == 404 and "7" in r.json()["error"]
+
+
+def test_a_preflight_without_origin_is_400_with_tf_servings_empty_body_on_any_path(h2t_server):
+    """http_server.cc answers OPTIONS before routing: FAILED_PRECONDITION without an http(s) Origin, and the
+    handler that writes `{"error": …}` never runs, so the body is empty (before: aiohttp's 500 page)."""
+    for path in ("/v1/models/half_plus_two:predict", "/v1/models/half_plus_two", "/v1/nowhere"):
+        r = requests.options(f"{h2t_server.rest}{path}", timeout=10)
+        assert (r.status_code, r.content) == (400, b""), (path, r.status_code, r.text[:200])
+        ok = requests.options(f"{h2t_server.rest}{path}", headers={"Origin": "https://example.test"}, timeout=10)
+        assert ok.status_code == 200, path
+
+
+def test_bytes_that_are_no_tf_example_sent_to_an_example_signature_are_invalid_argument(h2t_server):
+    # ParseExample's message quotes the request's bytes; TensorFlow's Python binding could not decode it (500).
+    junk = base64.b64encode(b"\xff\xfe not an example").decode()
+    r = post(h2t_server, "half_plus_two:predict", {"signature_name": "classify_x_to_y", "instances": [{"b64": junk}]})
+    assert r.status_code == 400 and "Could not parse example input" in r.json()["error"], r.text[:300]
+
+
+def test_json_nested_deeper_than_a_tensor_can_be_is_400(h2t_server):
+    deep = "[" * 100 + '"a"' + "]" * 100
+    r = requests.post(f"{h2t_server.rest}/v1/models/half_plus_two:predict", timeout=30,
+                      data=f'{{"signature_name": "echo_bytes", "instances": {deep}}}')
+    assert r.status_code == 400 and "nested 100 deep" in r.json()["error"], r.text[:300]
