@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from export.recipes import RECIPE_OPTIONS, RECIPES, SHIFT_FRACTION, Recipe
+
 BACKBONE_NAMES = ("efficientnetb0", "mobilenetv2", "resnet50")  # export.models.transfer_model.BACKBONES' keys
 CIFAR_RECIPES = ("reference", "improved")
 OPTIMIZERS = ("adam", "sgd")
@@ -27,49 +29,7 @@ PRECISION_HELP = ("float32: the reference numerics; mixed_bfloat16: layers compu
                   "the numerics); auto: mixed_bfloat16 on a CPU with bf16 units, else float32. The exported model is "
                   "float32 either way")
 CIFAR_IMAGE_SIZE = 32  # export.data.cifar10_data.INPUT_SIZE's side, here without importing numpy
-SHIFT_FRACTION = 0.1  # the training shift's largest move each way, a fraction of the side (both recipes' default)
 
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """A CIFAR recipe as concrete values: what a run trains, evaluates and exports with. `CifarExportConfig.recipe_
-    values` is the named recipe with the command line's overrides applied once (`dataclasses.replace`)."""
-
-    name: str
-    learning_rate: float
-    conv_dropout: float
-    dense_dropout: float
-    optimizer: str
-    weight_decay: float
-    label_smoothing: float
-    random_erasing: float
-    shift_fraction: float
-    shift_interpolation: str
-    test_time_flip: bool
-    test_time_shift: int
-    test_time_vertical: bool
-    precision: str  # a Keras policy, or "auto"
-    augment: bool  # random flip and shift in training (the reference recipe: only with --augment)
-    lr_schedule: str  # "constant", or "warmup+cosine": warmed up over the first epoch, then cosine-decayed to 0
-
-
-# The reference numerics are the reference project's; the improved recipe's values are the best measured (see the
-# CIFAR-10 results page).
-RECIPES: dict[str, Recipe] = {
-    "reference": Recipe("reference", learning_rate=1e-3, conv_dropout=0.2, dense_dropout=0.2, optimizer="adam",
-                        weight_decay=0.0, label_smoothing=0.0, random_erasing=0.0, shift_fraction=SHIFT_FRACTION,
-                        shift_interpolation="bilinear", test_time_flip=False, test_time_shift=0,
-                        test_time_vertical=False, precision="float32", augment=False, lr_schedule="constant"),
-    "improved": Recipe("improved", learning_rate=2e-3, conv_dropout=0.0, dense_dropout=0.0, optimizer="adam",
-                       weight_decay=0.0, label_smoothing=0.0, random_erasing=0.0, shift_fraction=SHIFT_FRACTION,
-                       shift_interpolation="nearest", test_time_flip=True, test_time_shift=2,
-                       test_time_vertical=False, precision="auto", augment=True, lr_schedule="warmup+cosine"),
-}
-# The recipe settings the command line can override (each a `by_recipe` option of CifarExportConfig).
-RECIPE_OPTIONS = ("learning_rate", "conv_dropout", "dense_dropout", "optimizer", "weight_decay", "label_smoothing",
-                  "random_erasing", "shift_fraction", "shift_interpolation", "test_time_flip", "test_time_shift",
-                  "test_time_vertical", "precision")
 
 
 def check_shift_fraction(value: float, name: str = "shift fraction") -> None:

@@ -14,7 +14,8 @@ COMMANDS = [
     ("export.lab.views_report",), ("serving",), ("serving.check",), ("clients",),
     ("clients", "predict"),
     ("clients.grpc_client",), ("clients.rest_client",), ("clients.bench",), ("clients.bench.loader",),
-    ("clients.parity",), ("clients.bench.soak_swaps",), ("clients.bench.transport_floor",), ("clients.demo",),
+    ("clients.parity",), ("clients.bench.soak_swaps",), ("clients.bench.fuzz_apis",),
+    ("clients.bench.transport_floor",), ("clients.demo",),
 ]
 PROBE = """
 import runpy, sys

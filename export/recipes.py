@@ -1,0 +1,50 @@
+"""The CIFAR recipes as values: each a frozen `Recipe` of concrete settings (`RECIPES`), and the settings the
+command line may override (`RECIPE_OPTIONS`). `export.settings.CifarExportConfig.recipe_values` applies a run's
+overrides to its recipe once; exporters and the metadata read only the result. No TensorFlow or Keras import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SHIFT_FRACTION = 0.1  # the training shift's largest move each way, a fraction of the side (both recipes' default)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A CIFAR recipe as concrete values: what a run trains, evaluates and exports with. `CifarExportConfig.recipe_
+    values` is the named recipe with the command line's overrides applied once (`dataclasses.replace`)."""
+
+    name: str
+    learning_rate: float
+    conv_dropout: float
+    dense_dropout: float
+    optimizer: str
+    weight_decay: float
+    label_smoothing: float
+    random_erasing: float
+    shift_fraction: float
+    shift_interpolation: str
+    test_time_flip: bool
+    test_time_shift: int
+    test_time_vertical: bool
+    precision: str  # a Keras policy, or "auto"
+    augment: bool  # random flip and shift in training (the reference recipe: only with --augment)
+    lr_schedule: str  # "constant", or "warmup+cosine": warmed up over the first epoch, then cosine-decayed to 0
+
+
+# The reference numerics are the reference project's; the improved recipe's values are the best measured (see the
+# CIFAR-10 results page).
+RECIPES: dict[str, Recipe] = {
+    "reference": Recipe("reference", learning_rate=1e-3, conv_dropout=0.2, dense_dropout=0.2, optimizer="adam",
+                        weight_decay=0.0, label_smoothing=0.0, random_erasing=0.0, shift_fraction=SHIFT_FRACTION,
+                        shift_interpolation="bilinear", test_time_flip=False, test_time_shift=0,
+                        test_time_vertical=False, precision="float32", augment=False, lr_schedule="constant"),
+    "improved": Recipe("improved", learning_rate=2e-3, conv_dropout=0.0, dense_dropout=0.0, optimizer="adam",
+                       weight_decay=0.0, label_smoothing=0.0, random_erasing=0.0, shift_fraction=SHIFT_FRACTION,
+                       shift_interpolation="nearest", test_time_flip=True, test_time_shift=2,
+                       test_time_vertical=False, precision="auto", augment=True, lr_schedule="warmup+cosine"),
+}
+# The recipe settings the command line can override (each a `by_recipe` option of CifarExportConfig).
+RECIPE_OPTIONS = ("learning_rate", "conv_dropout", "dense_dropout", "optimizer", "weight_decay", "label_smoothing",
+                  "random_erasing", "shift_fraction", "shift_interpolation", "test_time_flip", "test_time_shift",
+                  "test_time_vertical", "precision")
