@@ -20,7 +20,8 @@ import random
 import sys
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
+
+from clients.bench.soak_swaps import rss_mib
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD")
 SIGNATURES = ("", "serving_default", "classify_x_to_y", "regress_x_to_y", "two_inputs", "echo_bytes", "nope")
@@ -107,13 +108,6 @@ def tensor_proto(rng: random.Random):
     return proto
 
 
-def rss_mib(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(status.split("VmRSS:")[1].split()[0]) / 1024
-
-
 def run(cfg: FuzzConfig) -> dict:
     """Send every request; returns the answer counts, the failures and the RSS figures."""
     import grpc
@@ -121,7 +115,7 @@ def run(cfg: FuzzConfig) -> dict:
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
     rng = random.Random(cfg.seed)
-    rss_before = rss_mib(cfg.pid)
+    rss_before = rss_mib(cfg.pid) if cfg.pid is not None else None
     rest_codes: Counter[int] = Counter()
     grpc_codes: Counter[str] = Counter()
     failures: list[str] = []
@@ -155,8 +149,8 @@ def run(cfg: FuzzConfig) -> dict:
     return {"rest": dict(sorted(rest_codes.items())), "grpc": dict(sorted(grpc_codes.items())),
             "rest_5xx": sum(n for s, n in rest_codes.items() if s >= 500),
             "grpc_internal_or_unknown": grpc_codes["INTERNAL"] + grpc_codes["UNKNOWN"],
-            "still_serving": good.status_code == 200, "rss_mib_before": rss_before, "rss_mib_after": rss_mib(cfg.pid),
-            "failures": failures}
+            "still_serving": good.status_code == 200, "rss_mib_before": rss_before,
+            "rss_mib_after": rss_mib(cfg.pid) if cfg.pid is not None else None, "failures": failures}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,7 +50,8 @@ def parse_args(argv: list[str] | None) -> SoakConfig:
     return SoakConfig(a.saved_model, a.image, a.swaps, a.port, a.settle, a.grpc_port)
 
 
-def _rss_mib(pid: int) -> float:
+def rss_mib(pid: int) -> float:
+    """A process's resident memory in MiB (from /proc, so Linux only)."""
     status = Path(f"/proc/{pid}/status").read_text()
     return int(status.split("VmRSS:")[1].split()[0]) / 1024
 
@@ -108,14 +109,14 @@ def run(cfg: SoakConfig) -> dict:
         serving_only(1)
         worker.start()
         stop.wait(cfg.settle_s)
-        rss.append(_rss_mib(server.pid))
+        rss.append(rss_mib(server.pid))
         for version in range(2, cfg.swaps + 2):
             staged = base / f".incoming-{version}"
             shutil.copytree(cfg.saved_model, staged)
             staged.rename(base / str(version))
             serving_only(version)
             stop.wait(cfg.settle_s)
-            rss.append(_rss_mib(server.pid))
+            rss.append(rss_mib(server.pid))
             print(f"swap {version - 1}/{cfg.swaps}: version {version} served, RSS {rss[-1]:.0f} MiB", flush=True)
     finally:
         stop.set()
