@@ -57,8 +57,8 @@ def _api_label(api: str, entrypoint: str) -> str:
 class InferenceCore:
     """Resolves model references through the manager and runs signatures through a runner.
 
-    `pool` runs blocking work (the direct runner's signature runs, MultiInference, large decodes); the core owns it
-    when it creates it. `metrics` (a `serving.core.metrics.ServerMetrics`) counts and times each request.
+    `pool` runs blocking work (the direct runner's signature runs, large decodes); the core owns it when it creates
+    it. `metrics` (a `serving.core.metrics.ServerMetrics`) counts and times each request.
     """
 
     def __init__(self, manager: ModelManager | None, runner: Runner | None = None,
