@@ -96,10 +96,6 @@ class Servable:
         values = self.bundle.run(feeds, fetches)
         return dict(zip(aliases, values, strict=True))
 
-    def run_tensors(self, feeds: dict[str, np.ndarray], fetches: tuple[str, ...]) -> list[np.ndarray]:
-        """One Session run over graph tensor names (MultiInference feeds one input to several signatures)."""
-        return self.bundle.run(feeds, fetches)
-
     def warmup(self, replay: Callable[[Servable, object], None]) -> int:
         """Replay `assets.extra/tf_serving_warmup_requests` under TF Serving's rules; returns the record count.
 

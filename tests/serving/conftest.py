@@ -141,6 +141,19 @@ def free_port() -> int:
                 return port
 
 
+METRICS_PATH = "/monitoring/prometheus/metrics"  # the path k8s/base/config/monitoring.config sets
+
+
+def metric(text: str, name: str, **labels) -> float:
+    """The sum of a metric's samples in a Prometheus exposition, over the series carrying these labels."""
+    total = 0.0
+    for line in text.splitlines():
+        if (line.startswith(name + "{") or line.startswith(name + " ")) and all(
+                f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def real_binary_unavailable() -> None:
     """Skip a real-binary test here, or fail it where the real binary is required (TF_SERVING_REQUIRE_REAL=1)."""
     reason = (f"{REAL_BINARY_ENV} does not name an executable and tensorflow_model_server is not on PATH "

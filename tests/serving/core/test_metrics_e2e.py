@@ -10,20 +10,9 @@ import requests
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from tests.serving.conftest import CONFIGS, install_version, start_server
+from tests.serving.conftest import CONFIGS, METRICS_PATH, install_version, metric, start_server
 
 pytestmark = pytest.mark.e2e
-PATH = "/monitoring/prometheus/metrics"
-
-
-def metric(text: str, name: str, **labels) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 @pytest.fixture(params=["batching", "no-batching"])
@@ -46,7 +35,7 @@ def server(request, server_kind, tmp_path, half_plus_two_source):
 
 
 def test_request_metrics_for_both_transports_and_batching(server):
-    before = requests.get(server.rest + PATH, timeout=10).text
+    before = requests.get(server.rest + METRICS_PATH, timeout=10).text
     req = predict_pb2.PredictRequest()
     req.model_spec.name = "half_plus_two"
     req.inputs["x"].CopyFrom(tf.make_tensor_proto(np.float32([1.0])))
@@ -70,7 +59,7 @@ def test_request_metrics_for_both_transports_and_batching(server):
                            timeout=30)
         assert ok.status_code == 200, ok.text
     requests.post(f"{server.rest}/v1/models/half_plus_two/versions/9:predict", json={"instances": [1.0]}, timeout=30)
-    after = requests.get(server.rest + PATH, timeout=10)
+    after = requests.get(server.rest + METRICS_PATH, timeout=10)
     assert after.status_code == 200 and after.headers["Content-Type"].startswith("text/plain")
     text = after.text
     assert not errors

@@ -12,7 +12,7 @@ import requests
 from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
 
-from tests.serving.conftest import CONFIGS, install_version, start_server, write_predict_warmup
+from tests.serving.conftest import CONFIGS, METRICS_PATH, install_version, metric, start_server, write_predict_warmup
 
 pytestmark = pytest.mark.e2e
 MONITORING = CONFIGS / "monitoring.config"
@@ -204,9 +204,8 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(server_kind, repo, tmp_
 
 def queued_inputs(server) -> float:
     """Inputs the batching session has accepted into its queue (TF Serving records each at scheduling time)."""
-    text = requests.get(server.rest + "/monitoring/prometheus/metrics", timeout=10).text
-    prefix = ":tensorflow:serving:batching_session:input_batch_size_count"
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+    text = requests.get(server.rest + METRICS_PATH, timeout=10).text
+    return metric(text, ":tensorflow:serving:batching_session:input_batch_size_count")
 
 
 def test_sigterm_answers_a_grpc_request_still_waiting_in_the_batch_queue(server_kind, repo, tmp_path):
