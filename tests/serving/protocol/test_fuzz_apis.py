@@ -17,7 +17,7 @@ from tests.serving.codecs.test_codecs_fuzz import JSON, tensor_protos
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "120"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 SIGNATURES = ["", "serving_default", "classify_x_to_y", "regress_x_to_y", "two_inputs", "echo_bytes", "nope"]
 PATHS = st.sampled_from([
     "/v1/models/half_plus_two", "/v1/models/half_plus_two:predict", "/v1/models/half_plus_two:classify",
