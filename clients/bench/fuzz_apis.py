@@ -8,7 +8,9 @@ values, b64 objects, huge and deep lists) to :predict/:classify/:regress and the
 with generated TensorProtos (any dtype number, dimensions up to 2^63 - 1, content that fits or does not). A REST
 answer of 500 or more, or a gRPC INTERNAL/UNKNOWN, is a failure: the tool prints a table of the answers, the first
 failing requests, and with --pid the server's RSS before and after; exit 1 when any failure was seen or the server
-stopped answering a good request.
+stopped answering a good request. Then `--oversized N` sends N each of three small requests that declare large
+tensors (a 1 Mi-row float and string input filled from one value, and [20000, 32, 32, 3]) and reports the time per
+answer, the server's RSS growth and the answer: what such a request costs before it is refused.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class FuzzConfig:
     grpc_requests: int
     seed: int
     pid: int | None
+    oversized: int
 
 
 def parse_args(argv: list[str] | None) -> FuzzConfig:
@@ -50,8 +53,11 @@ def parse_args(argv: list[str] | None) -> FuzzConfig:
     p.add_argument("--grpc-requests", type=int, default=3000, help="gRPC requests to send")
     p.add_argument("--seed", type=int, default=0, help="random seed (the same seed sends the same requests)")
     p.add_argument("--pid", type=int, default=None, help="the server's process id, to report its RSS")
+    p.add_argument("--oversized", type=int, default=200,
+                   help="requests per oversized-declaration probe after the fuzzing (0: none)")
     a = p.parse_args(argv)
-    return FuzzConfig(a.rest.rstrip("/"), a.grpc, a.model, a.rest_requests, a.grpc_requests, a.seed, a.pid)
+    return FuzzConfig(a.rest.rstrip("/"), a.grpc, a.model, a.rest_requests, a.grpc_requests, a.seed, a.pid,
+                      a.oversized)
 
 
 def json_value(rng: random.Random, depth: int = 0):
@@ -108,6 +114,42 @@ def tensor_proto(rng: random.Random):
     return proto
 
 
+OVERSIZED = (("float [1048576, 1], one value", "DT_FLOAT", (1 << 20, 1), "float_val", 1.0),
+             ("string [1048576], one value", "DT_STRING", (1 << 20,), "string_val", b"x"),
+             ("float [20000, 32, 32, 3], one value", "DT_FLOAT", (20000, 32, 32, 3), "float_val", 1.0))
+
+
+def oversized_probes(cfg: FuzzConfig, stub) -> list[dict]:
+    """Each OVERSIZED request `cfg.oversized` times: bytes sent, ms per answer, RSS growth, the answer."""
+    import time
+
+    import grpc
+    from tensorflow.core.framework import types_pb2
+    from tensorflow_serving.apis import predict_pb2
+
+    results = []
+    for label, dtype, dims, field, value in OVERSIZED:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = cfg.model
+        tensor = request.inputs["x"]
+        tensor.dtype = types_pb2.DataType.Value(dtype)
+        for size in dims:
+            tensor.tensor_shape.dim.add().size = size
+        getattr(tensor, field).append(value)
+        rss_before = rss_mib(cfg.pid) if cfg.pid is not None else None
+        started, answer = time.perf_counter(), "OK"
+        for _ in range(cfg.oversized):
+            try:
+                stub.Predict(request, timeout=60)
+            except grpc.RpcError as e:
+                answer = f"{e.code().name}: {e.details()}"
+        results.append({"request": label, "bytes": request.ByteSize(),
+                        "ms_per_answer": (time.perf_counter() - started) / cfg.oversized * 1000,
+                        "rss_mib_growth": None if rss_before is None else rss_mib(cfg.pid) - rss_before,
+                        "answer": answer[:160]})
+    return results
+
+
 def run(cfg: FuzzConfig) -> dict:
     """Send every request; returns the answer counts, the failures and the RSS figures."""
     import grpc
@@ -145,12 +187,14 @@ def run(cfg: FuzzConfig) -> dict:
                 if code in ("INTERNAL", "UNKNOWN") and len(failures) < 20:
                     failures.append(f"gRPC {request.inputs} -> {code}: {e.details()[:160]}")
             grpc_codes[code] += 1
+        rss_after = rss_mib(cfg.pid) if cfg.pid is not None else None
+        oversized = oversized_probes(cfg, stub) if cfg.oversized > 0 else []
     good = requests.post(f"{cfg.rest}/v1/models/{cfg.model}:predict", json={"instances": [1.0]}, timeout=60)
     return {"rest": dict(sorted(rest_codes.items())), "grpc": dict(sorted(grpc_codes.items())),
             "rest_5xx": sum(n for s, n in rest_codes.items() if s >= 500),
             "grpc_internal_or_unknown": grpc_codes["INTERNAL"] + grpc_codes["UNKNOWN"],
             "still_serving": good.status_code == 200, "rss_mib_before": rss_before,
-            "rss_mib_after": rss_mib(cfg.pid) if cfg.pid is not None else None, "failures": failures}
+            "rss_mib_after": rss_after, "oversized": oversized, "failures": failures}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{result['grpc_internal_or_unknown']})")
     if cfg.pid is not None:
         print(f"server RSS: {result['rss_mib_before']:.1f} MiB before, {result['rss_mib_after']:.1f} MiB after")
+    for probe in result["oversized"]:
+        growth = "" if probe["rss_mib_growth"] is None else f", RSS {probe['rss_mib_growth']:+.1f} MiB"
+        print(f"{cfg.oversized} × {probe['request']} ({probe['bytes']} bytes): {probe['ms_per_answer']:.2f} ms per "
+              f"answer{growth}; {probe['answer'][:100]}")
     for line in result["failures"]:
         print("  failure:", line)
     print(json.dumps(result))

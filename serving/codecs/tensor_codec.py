@@ -9,6 +9,7 @@ packs numeric values into `tensor_content` (`--enable_serialization_as_tensor_co
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, types_pb2
@@ -86,6 +87,18 @@ def _fits_tensor_shape(shape: tuple[int, ...]) -> bool:
         if count > INT64_MAX:
             return False
     return True
+
+
+def declared_rows(protos: Mapping[str, tensor_pb2.TensorProto]) -> int | None:
+    """The 0th dimension every input's shape declares, read without decoding (None when the inputs disagree, one is
+    a scalar, or a shape is one Tensor::FromProto refuses: then decoding answers first)."""
+    rows = set()
+    for proto in protos.values():
+        shape = tuple(d.size for d in proto.tensor_shape.dim)
+        if not shape or proto.tensor_shape.unknown_rank or min(shape) < 0 or not _fits_tensor_shape(shape):
+            return None
+        rows.add(shape[0])
+    return rows.pop() if len(rows) == 1 else None
 
 
 def to_numpy(proto: tensor_pb2.TensorProto, name: str = "") -> np.ndarray:

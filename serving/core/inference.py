@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent import futures
 from dataclasses import dataclass
 
 import numpy as np
 
 from serving.core import example_signatures
+from serving.core.batching import check_task_size
 from serving.core.example_signatures import CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD
 from serving.core.runners import DirectRunner, OnRuntime, Runner
 from serving.errors import Internal, InvalidArgument, Unimplemented
@@ -28,6 +29,8 @@ from serving.lifecycle.servable import DEFAULT_SIGNATURE, Servable, Signature
 # needs the signature's dtypes; gRPC's TensorProto conversion runs after the model lookup, as in TF Serving).
 Inputs = Mapping[str, np.ndarray] | Callable[[Servable], Mapping[str, np.ndarray]]
 Examples = list[bytes] | Callable[[], list[bytes]]
+# What a Predict's inputs declare before they are decoded: their aliases and their common 0th dimension.
+Declared = tuple[Collection[str], int]
 
 
 @dataclass(frozen=True)
@@ -107,15 +110,27 @@ class InferenceCore:
                            f"{CLASSIFY_METHOD}, {REGRESS_METHOD}}}. Was: {signature.method_name}")
         return signature
 
+    def _refuse_oversized(self, servable: Servable, signature_name: str, declared: Declared) -> None:
+        """The batch-size refusal, from declared shapes alone: only where the request would get that far (its
+        aliases are the signature's inputs), so the errors that come before it there still come first."""
+        aliases, rows = declared
+        signature = servable.signatures.get(signature_name or DEFAULT_SIGNATURE)
+        max_rows = self.runner.max_rows
+        if max_rows is not None and signature is not None and set(aliases) == set(signature.inputs):
+            check_task_size(rows, max_rows)
+
     # ---- the APIs: one entry point each ------------------------------------------------------------------
     # `servable`: run on this servable instead of resolving the request's model (a version's warmup replay and
     # `serving.check` run it before the manager serves it); the reference then only names the signature.
     async def predict(self, ref: ModelRef, inputs: Inputs, output_filter: tuple[str, ...] = (),
                       deadline: float | None = None, entrypoint: str | None = None, decode_in_pool: bool = False,
-                      servable: Servable | None = None) -> Result:
-        """Predict API (`deadline`: a time.perf_counter() value, honoured while queued)."""
+                      servable: Servable | None = None, declared: Declared | None = None) -> Result:
+        """Predict API (`deadline`: a time.perf_counter() value, honoured while queued; `declared`: what undecoded
+        inputs declare, so that a request too large for a batch is refused before it is decoded)."""
         with self._request(ref.name, "predict", entrypoint):
             servable = servable or self.resolve(ref)
+            if declared is not None:
+                self._refuse_oversized(servable, ref.signature_name, declared)
             if callable(inputs):
                 inputs = await self.offload(inputs, servable) if decode_in_pool else inputs(servable)
             signature = self.predict_signature(servable, ref.signature_name)

@@ -24,6 +24,11 @@ OnRuntime = Callable[[str, str, float], None]  # (model_name, api, seconds)
 class Runner(Protocol):
     """Runs one request's signature, now or merged with others; the future resolves to its (filtered) outputs."""
 
+    @property
+    def max_rows(self) -> int | None:
+        """The most rows (0th dimension) one request may have; None: no limit."""
+        ...
+
     def submit(self, servable: Servable, signature: Signature, inputs: dict[str, np.ndarray],
                output_filter: tuple[str, ...] = (), deadline: float | None = None,
                api: str = "predict") -> futures.Future[Outputs]:
@@ -37,6 +42,8 @@ class Runner(Protocol):
 
 class DirectRunner:
     """Every request runs by itself on a thread of `pool` (the server without --enable_batching)."""
+
+    max_rows = None
 
     def __init__(self, pool: futures.Executor, on_runtime: OnRuntime | None = None):
         self.pool = pool

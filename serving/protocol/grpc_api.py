@@ -72,7 +72,11 @@ def _rpc(method):
             err = as_serving_error(e)
             if err.code == "INTERNAL":
                 logger.exception("internal error in %s", method.__name__)
-            await context.abort(grpc.StatusCode[err.code], err.message)
+            code, message = grpc.StatusCode[err.code], err.message
+            del err  # nothing may keep the failed request's frames (and its decoded tensors) alive
+        # Aborting outside the handler: the abort's own exception would otherwise chain the failure and its
+        # traceback, whose frames hold the request's arrays until a garbage collection happens to run.
+        await context.abort(code, message)
 
     return wrapper
 
@@ -94,8 +98,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         def decode(servable):
             return {k: tensor_codec.to_numpy(v, k) for k, v in request.inputs.items()}
 
+        rows = tensor_codec.declared_rows(request.inputs)
         result = await self.core.predict(_ref(request.model_spec), decode, tuple(request.output_filter),
-                                         _deadline(context), entrypoint="GRPC")
+                                         _deadline(context), entrypoint="GRPC",
+                                         declared=None if rows is None else (request.inputs.keys(), rows))
         response = predict_pb2.PredictResponse()
         _echo_spec(response.model_spec, result)
         for alias, arr in result.value.items():

@@ -13,6 +13,8 @@ import logging
 import re
 import time
 import zlib
+from collections.abc import Mapping
+from pathlib import Path
 
 from aiohttp import web
 from google.protobuf import json_format
@@ -37,13 +39,22 @@ _CORS = {
 }
 _ORIGIN = re.compile(r"https?://")
 # TF Serving's path pieces, case-insensitive as its (?i) regexes; `{name}` excludes '/' and ':'.
-_MODEL = "/{v1:(?i:v1)}/{models:(?i:models)}/{name:[^/:]+}"
-_WHICH = ("", "/{versions:(?i:versions)}/{version:\\d+}", "/{labels:(?i:labels)}/{label:[^/:]+}")
+_MODELS = "/{v1:(?i:v1)}/{models:(?i:models)}"
+_MODEL = _MODELS + "/{name:[^/:]+}"
+# RE2's \\d is ASCII only (Python's would take any Unicode digit).
+_WHICH = ("", "/{versions:(?i:versions)}/{version:[0-9]+}", "/{labels:(?i:labels)}/{label:[^/:]+}")
+_METADATA = "/{metadata:(?i:metadata)}"
+# The OpenAPI 3 description of this API, served as written (TF Serving has none: an addition outside /v1).
+OPENAPI_PATH = "/openapi.yaml"
+OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
+INT64_MAX = 2**63 - 1
 
 
-def _ref(request: web.Request, signature_name: str = "") -> ModelRef:
-    info = request.match_info
+def _ref(info: Mapping[str, str], signature_name: str = "") -> ModelRef:
+    """The model reference a route's match names (ParseModelInfo's checks)."""
     version = info.get("version")
+    if version and int(version) > INT64_MAX:  # ParseModelInfo: absl::SimpleAtoi into an int64
+        raise InvalidArgument(f"Failed to convert version: {version} to numeric.")
     return ModelRef(name=info["name"], version=int(version) if version else None, label=info.get("label"),
                     signature_name=signature_name)
 
@@ -121,8 +132,12 @@ class RestApi:
         for which in _WHICH:
             app.router.add_post(f"{_MODEL}{which}:{{verb:classify|regress|predict}}", self.post)
             app.router.add_get(f"{_MODEL}{which}", self.status, allow_head=False)
-            app.router.add_get(f"{_MODEL}{which}/{{metadata:(?i:metadata)}}", self.metadata, allow_head=False)
-        app.router.add_route("*", "/{v1:(?i:v1)}{tail:(/.*)?}", self.malformed)
+            app.router.add_get(f"{_MODEL}{which}{_METADATA}", self.metadata, allow_head=False)
+        for which in _WHICH:  # TF Serving's GET pattern makes the name optional, then refuses an empty one
+            app.router.add_get(f"{_MODELS}{which}", self.nameless, allow_head=False)
+            app.router.add_get(f"{_MODELS}{which}{_METADATA}", self.nameless, allow_head=False)
+        app.router.add_route("*", "/{v1:(?i:v1)}{tail:(/[\\s\\S]*)?}", self.malformed)  # any character, newlines too
+        app.router.add_get(OPENAPI_PATH, self.openapi, allow_head=False)
         return app
 
     # ---- responses and errors -------------------------------------------------------------------------------
@@ -151,7 +166,11 @@ class RestApi:
             self.in_flight -= 1
             if not self.in_flight:
                 self._idle.set()
-        return self._respond(err.http_status, json_codec.dumps({"error": err.message}))
+        status, body = err.http_status, json_codec.dumps({"error": err.message})
+        # Dropped before answering: the error's traceback holds this frame, so keeping it would make a cycle that
+        # keeps the failed request's decoded tensors alive until a garbage collection happens to run.
+        del err
+        return self._respond(status, body)
 
     async def preflight(self, request: web.Request) -> web.Response:
         """OPTIONS on any path of the API: CORS preflight, answered as http_server.cc does before any routing. An
@@ -163,16 +182,26 @@ class RestApi:
 
     async def malformed(self, request: web.Request) -> web.Response:
         """Anything under /v1 that no API route takes."""
-        raise InvalidArgument(f"Malformed request: {request.method} {request.path}")
+        # The path as sent (percent-encoded, with its query), as evhttp hands it to TF Serving's handler.
+        raise InvalidArgument(f"Malformed request: {request.method} {request.raw_path}")
+
+    async def nameless(self, request: web.Request) -> web.Response:
+        """GET /v1/models[/versions/{v}|/labels/{l}][/metadata]: TF Serving parses these, then refuses them."""
+        _ref({**request.match_info, "name": ""})  # a version past int64 is refused first, as there
+        raise InvalidArgument("Missing model name in request.")
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        """GET /openapi.yaml: the API's OpenAPI 3 description."""
+        return web.Response(body=OPENAPI_FILE.read_bytes(), content_type="application/yaml")
 
     # ---- the APIs -------------------------------------------------------------------------------------------
     async def status(self, request: web.Request) -> web.Response:
         """GET /v1/models/{name}[/versions/{v}|/labels/{l}]."""
-        return self._respond(200, json_codec.dumps(status_json(await self.core.status(_ref(request)))))
+        return self._respond(200, json_codec.dumps(status_json(await self.core.status(_ref(request.match_info)))))
 
     async def metadata(self, request: web.Request) -> web.Response:
         """GET …/metadata."""
-        servable = await self.core.metadata(_ref(request))
+        servable = await self.core.metadata(_ref(request.match_info))
         return self._respond(200, json_codec.dumps(await self.core.offload(metadata_json, servable)))
 
     async def post(self, request: web.Request) -> web.Response:
@@ -201,7 +230,7 @@ class RestApi:
         if not isinstance(signature_name, str):
             raise InvalidArgument(f"JSON Value: {json_codec.debug_string(signature_name)} not formatted correctly. "
                                   f"'signature_name' key must be a string value.")
-        ref = _ref(request, signature_name)
+        ref = _ref(request.match_info, signature_name)
         verb = request.match_info["verb"]
         if verb == "predict":
             fmt, decode = _predict_decoder(request_json, signature_name)

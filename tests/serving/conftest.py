@@ -385,7 +385,7 @@ def server_kind(request) -> str:
     return request.param
 
 
-def _labelled_half_plus_two(kind: str, src: Path, root: Path, versions: dict[int, str], policy: str,
+def labelled_half_plus_two(kind: str, src: Path, root: Path, versions: dict[int, str], policy: str,
                             labels: dict[str, int], extra: tuple[str, ...] = ()):
     """Serve half_plus_two from `base` with the given version directory names, policy and labels (the startup
     config carries labels, so the flag tensorflow_model_server needs for them is passed); yields when AVAILABLE."""
@@ -419,7 +419,7 @@ model_config_list {{
 def h2t_server(request, tmp_path_factory, half_plus_two_source):
     """A server with half_plus_two versions 1 and 2 (policy: all) and label stable=1, canary=2."""
     root = tmp_path_factory.mktemp("h2t-repo")
-    yield from _labelled_half_plus_two(request.param, half_plus_two_source, root, {1: "1", 2: "2"},
+    yield from labelled_half_plus_two(request.param, half_plus_two_source, root, {1: "1", 2: "2"},
                                        "model_version_policy { all {} }", {"stable": 1, "canary": 2},
                                        ("--rest_api_enable_cors_support=true",))
 
@@ -429,5 +429,5 @@ def conformance_server(request, tmp_path_factory, half_plus_two_source):
     """TF Serving's test-model layout: half_plus_two in `00000123/` (parsed as version 123), label `stable` → 123.
     Conformance vectors run against the local server and, when it is on PATH, tensorflow_model_server."""
     root = tmp_path_factory.mktemp("conformance")
-    yield from _labelled_half_plus_two(request.param, half_plus_two_source, root, {123: "00000123"}, "",
+    yield from labelled_half_plus_two(request.param, half_plus_two_source, root, {123: "00000123"}, "",
                                        {"stable": 123})

@@ -5,6 +5,7 @@ import base64
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2, types_pb2
 
 from serving.codecs import json_codec, tensor_codec
 from serving.errors import InvalidArgument
@@ -110,3 +111,19 @@ def test_examples_feature_types():
     assert list(feat["f"].float_list.value) == [1.5, 2.0]
     assert list(feat["b"].bytes_list.value) == [b"\x00\x01"]
     assert list(context.features.feature["c"].bytes_list.value) == [b"s"]
+
+
+def test_declared_rows_reads_the_common_0th_dimension_without_decoding():
+    def proto(*dims):
+        p = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT)
+        for d in dims:
+            p.tensor_shape.dim.add().size = d
+        p.float_val.append(1.0)
+        return p
+
+    assert tensor_codec.declared_rows({"a": proto(20000, 32, 32, 3), "b": proto(20000)}) == 20000
+    assert tensor_codec.declared_rows({"a": proto(2, 3), "b": proto(3)}) is None  # they disagree
+    assert tensor_codec.declared_rows({"a": proto()}) is None  # a scalar has no rows
+    assert tensor_codec.declared_rows({"a": proto(2**62, 2**62)}) is None  # FromProto refuses it first
+    assert tensor_codec.declared_rows({"a": proto(-1, 3)}) is None
+    assert tensor_codec.declared_rows({}) is None

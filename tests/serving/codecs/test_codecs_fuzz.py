@@ -17,6 +17,7 @@ from serving.errors import InvalidArgument
 
 # Derandomized: the suite sends the same examples every run (a red CI names a real regression, not a new draw);
 # `python -m clients.bench.fuzz_apis --seed N` explores further.
+pytestmark = pytest.mark.fuzz
 FUZZ = settings(max_examples=400, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 DIM = st.one_of(st.integers(0, 4), st.sampled_from([2**31, 2**40, 2**62, 2**63 - 1, 20000, 1 << 20]))
 DTYPES = st.one_of(st.sampled_from(sorted(types_pb2.DataType.values())), st.integers(-5, 400))

@@ -18,6 +18,7 @@ class OneModel:
         self._servable = servable
         servable.version = 7
         servable.signature = self._signature
+        servable.signatures = {"serving_default": SIG}
 
     @staticmethod
     def _signature(name):
@@ -120,3 +121,39 @@ def test_input_errors_come_back_before_anything_runs_with_either_runner():
         finally:
             core.close()
         assert servable.batches == []
+
+
+def test_a_request_declaring_more_rows_than_a_batch_is_refused_before_it_is_decoded():
+    batcher = BatchScheduler(BatchingOptions(max_batch_size=32))
+    core = InferenceCore(OneModel(FakeServable()), runner=batcher)
+    decoded = []
+
+    def decode(servable):  # a 67-byte gRPC request declaring [20000, 32, 32, 3] would fill 61 M floats here
+        decoded.append(servable.name)
+        return {"x": np.ones((1, 2), np.float32)}
+
+    try:
+        with pytest.raises(InvalidArgument, match="Task size 20000 is larger than maximum input batch size 32"):
+            asyncio.run(core.predict(ModelRef("fake"), decode, declared=(["x"], 20000)))
+        assert decoded == []
+        # Where the request would fail earlier in TF Serving (other aliases, another signature), decoding and the
+        # usual checks answer as before.
+        with pytest.raises(InvalidArgument, match="input size does not match signature"):
+            asyncio.run(core.predict(ModelRef("fake"), lambda s: {"z": np.ones((1, 2), np.float32)},
+                                     declared=(["z"], 20000)))
+        with pytest.raises(FailedPrecondition, match="nope"):
+            asyncio.run(core.predict(ModelRef("fake", signature_name="nope"), decode, declared=(["x"], 20000)))
+        assert asyncio.run(core.predict(ModelRef("fake"), decode, declared=(["x"], 1))).value["y"].shape == (1, 2)
+    finally:
+        core.close()
+    assert decoded == ["fake", "fake"]
+
+
+def test_without_batching_declared_rows_set_no_limit():
+    core = InferenceCore(OneModel(FakeServable()))
+    try:
+        result = asyncio.run(core.predict(ModelRef("fake"), lambda s: {"x": np.ones((40, 2), np.float32)},
+                                          declared=(["x"], 40)))
+    finally:
+        core.close()
+    assert result.value["y"].shape == (40, 2)

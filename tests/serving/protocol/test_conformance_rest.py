@@ -14,7 +14,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.mark.parametrize("vector", REST, ids=[v.id for v in REST])
 def test_rest_vector(conformance_server, vector):
-    url = f"{conformance_server.rest}/v1/models/{vector.path}"
+    path = vector.path if vector.path.startswith("/") else f"/v1/models/{vector.path}"
+    url = conformance_server.rest + path
     data = vector.body if isinstance(vector.body, str) else (None if vector.body is None else json.dumps(vector.body))
     r = requests.request(vector.method, url, data=data, timeout=30)
     assert r.status_code == vector.status, (vector.source, r.text)
