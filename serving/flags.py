@@ -29,6 +29,8 @@ class ServerOptions:
     """The parsed command line of `python -m serving` (defaults are tensorflow_model_server's)."""
 
     port: int = 8500
+    grpc_socket_path: str = ""
+    enable_profiler: bool = True
     rest_api_port: int = 0
     rest_api_num_threads: int = 0
     rest_api_timeout_in_ms: int = 30000
@@ -68,7 +70,9 @@ class ServerOptions:
 
 
 _HELP = {
-    "port": "TCP port for gRPC (PredictionService, ModelService); 0 disables",
+    "port": "TCP port for gRPC (PredictionService, ModelService); 0: none (then --grpc_socket_path is required)",
+    "grpc_socket_path": "also serve gRPC, with the same services, on this Unix domain socket (e.g. /tmp/tfs.sock)",
+    "enable_profiler": "serve TensorFlow's ProfilerService on the gRPC port(s), for TensorBoard's profiler",
     "rest_api_port": "TCP port for the HTTP/REST API; 0 (default) disables it",
     "rest_api_num_threads": "worker threads for blocking inference work; one pool serves both transports "
                             "and takes the larger of this and --grpc_max_threads (both 0: 64)",
@@ -116,8 +120,8 @@ _HELP = {
 
 # Flags of tensorflow_model_server that are accepted and ignored (with a warning) here.
 IGNORED_FLAGS = (
-    "grpc_socket_path", "platform_config_file", "per_process_gpu_memory_fraction",
-    "flush_filesystem_caches", "enable_profiler", "xla_cpu_compilation_enabled", "num_load_threads",
+    "platform_config_file", "per_process_gpu_memory_fraction",
+    "flush_filesystem_caches", "xla_cpu_compilation_enabled", "num_load_threads",
     "num_unload_threads", "model_platform", "prefer_tflite_model", "num_tflite_pools",
     "num_tflite_interpreters_per_pool", "remove_unused_fields_from_bundle_metagraph", "use_tflite_model",
     "enable_grpc_healthcheck_service", "tensorflow_use_xla", "thread_pool_factory_config_file",

@@ -58,6 +58,10 @@ class ModelServer:
         self._request_stop = None
         self._grpc_calls = 0
         self._config_text: str | None = None
+        # Server::BuildAndStart's checks, in its order.
+        if not options.port and not options.grpc_socket_path:
+            raise InvalidArgument("At least one of server_options.grpc_port or server_options.grpc_socket_path "
+                                  "must be set.")
         if not options.model_config_file and not options.model_base_path:
             raise InvalidArgument("Both server_options.model_base_path and server_options.model_config_file are empty!")
         self._session_options = session_options(options)  # refuses conflicting thread flags before anything loads
@@ -205,13 +209,18 @@ class ModelServer:
         if threading.current_thread() is threading.main_thread():  # in-process (tests): request_stop() instead
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stopped.set)
+        socket_path = self.options.grpc_socket_path
+        self.grpc_server = build_grpc_server(self.core, self.reload_config, self.options.port, self._ssl,
+                                             tensor_content=self.options.enable_serialization_as_tensor_content,
+                                             channel_arguments=self.options.grpc_channel_arguments,
+                                             on_call=self._count_grpc_call, socket_path=socket_path,
+                                             profiler=self.options.enable_profiler)
+        await self.grpc_server.start()
         if self.options.port:
-            self.grpc_server = build_grpc_server(self.core, self.reload_config, self.options.port, self._ssl,
-                                                 tensor_content=self.options.enable_serialization_as_tensor_content,
-                                                 channel_arguments=self.options.grpc_channel_arguments,
-                                                 on_call=self._count_grpc_call)
-            await self.grpc_server.start()
             logger.info("Running gRPC ModelServer at 0.0.0.0:%d ...", self.options.port)
+        if socket_path:
+            Path(socket_path).chmod(0o660)  # the server's user and group only (grpc leaves it to the umask)
+            logger.info("Running gRPC ModelServer at UNIX socket %s ...", socket_path)
         runner = None
         if self.options.rest_api_port:
             route = (self.metrics_path, self._metrics_handler) if self.metrics_path else None
@@ -232,12 +241,12 @@ class ModelServer:
                     self.options.shutdown_grace_seconds)
         # Both transports stop accepting at once and drain in parallel, each bounded by the grace period.
         grace = self.options.shutdown_grace_seconds
-        draining = []
-        if self.grpc_server is not None:
-            draining.append(self._drain_grpc(grace))
+        draining = [self._drain_grpc(grace)]
         if runner is not None:
             draining.append(self._drain_rest(runner, grace))
         await asyncio.gather(*draining)
+        if self.options.grpc_socket_path:  # gone with the server, so a stale file cannot mislead a client
+            Path(self.options.grpc_socket_path).unlink(missing_ok=True)
 
     def _count_grpc_call(self) -> None:
         self._grpc_calls += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,7 +29,10 @@ def parse_text_proto(path: str | Path, proto: M) -> M:
     try:
         return text_format.Parse(text, proto)
     except text_format.ParseError as e:
-        logger.error("%s: not a text %s: %s", path, proto.DESCRIPTOR.name, e)
+        # protobuf's TextFormat parser logs this line (on stderr) before ParseProtoTextFile fails.
+        where = f"{e.GetLine()}:{e.GetColumn()}: " if e.GetLine() is not None else ""
+        reason = re.sub(r"^\d+:\d+ : ", "", str(e))
+        logger.error("Error parsing text-format %s: %s%s (in %s)", proto.DESCRIPTOR.full_name, where, reason, path)
         raise InvalidArgument(f"Invalid protobuf file: '{path}'") from e
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import stat
 import time
 
 import grpc
@@ -251,9 +253,11 @@ def parse_channel_arguments(text: str) -> dict[str, int | str]:
 
 
 def build_grpc_server(core: InferenceCore, reload_config, port: int, ssl_config=None, health: bool = True,
-                      tensor_content: bool = False, channel_arguments: str = "", on_call=None) -> grpc.aio.Server:
-    """A grpc.aio server bound to `port` on all interfaces (call inside the event loop; start it with await);
-    `on_call()` runs as each call reaches its handler."""
+                      tensor_content: bool = False, channel_arguments: str = "", on_call=None,
+                      socket_path: str = "", profiler: bool = False) -> grpc.aio.Server:
+    """A grpc.aio server bound to `port` on all interfaces (0: none) and to the Unix socket `socket_path` if given,
+    with the same services and credentials on both, as server.cc (call inside the event loop; start it with
+    await); `profiler` adds TensorFlow's ProfilerService; `on_call()` runs as each call reaches its handler."""
     options = {
         "grpc.max_receive_message_length": DEFAULT_MAX_RECEIVE_BYTES,
         "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
@@ -266,6 +270,10 @@ def build_grpc_server(core: InferenceCore, reload_config, port: int, ssl_config=
     _add_service(server, "tensorflow.serving.PredictionService", predictions, PREDICTION_METHODS, on_call)
     _add_service(server, "tensorflow.serving.ModelService", ModelServicer(core, reload_config), MODEL_METHODS,
                  on_call)
+    if profiler:
+        from serving.protocol import profiler_api
+
+        _add_service(server, profiler_api.SERVICE, profiler_api.ProfilerServicer(), profiler_api.METHODS)
     if health:
         try:
             from grpc_health.v1 import health_pb2_grpc
@@ -274,16 +282,20 @@ def build_grpc_server(core: InferenceCore, reload_config, port: int, ssl_config=
             health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(), server)
         except ImportError:
             logger.info("grpcio-health-checking not installed: no gRPC health service")
-    address = f"0.0.0.0:{port}"
+    creds = None
     if ssl_config is not None:
         creds = grpc.ssl_server_credentials(
             [(ssl_config.server_key.encode(), ssl_config.server_cert.encode())],
             root_certificates=ssl_config.custom_ca.encode() or None,
             require_client_auth=ssl_config.client_verify,
         )
-        bound = server.add_secure_port(address, creds)
-    else:
-        bound = server.add_insecure_port(address)
-    if bound == 0:
-        raise OSError(f"cannot bind gRPC port {port}")
+    if socket_path and os.path.lexists(socket_path) and not stat.S_ISSOCK(os.lstat(socket_path).st_mode):
+        raise OSError(f"cannot serve gRPC on unix:{socket_path}: a file that is not a socket is in the way")
+    for address in ([f"0.0.0.0:{port}"] if port else []) + ([f"unix:{socket_path}"] if socket_path else []):
+        try:  # grpc replaces a stale socket file itself
+            bound = server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
+        except RuntimeError as e:  # grpc's "Failed to bind to address …"
+            raise OSError(f"cannot bind gRPC to {address}: {e}") from e
+        if bound == 0:
+            raise OSError(f"cannot bind gRPC to {address}")
     return server

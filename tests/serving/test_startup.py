@@ -62,6 +62,8 @@ def test_a_version_that_fails_to_load_fails_the_start(server_kind, tmp_path):
      "INVALID_ARGUMENT: server_options.batching_parameters_file is set without setting "
      "server_options.enable_batching to true."),
     ([], "INVALID_ARGUMENT: Both server_options.model_base_path and server_options.model_config_file are empty!"),
+    (["--port=0"], "INVALID_ARGUMENT: At least one of server_options.grpc_port or server_options.grpc_socket_path "
+                   "must be set."),
     (["--model_name=m", "--model_base_path=/tmp/m", "--tensorflow_intra_op_parallelism=1",
       "--tensorflow_inter_op_parallelism=1", "--tensorflow_session_parallelism=1"],
      "You cannot configure all."),

@@ -70,6 +70,16 @@ def test_field_numbers_are_tf_servings():
     assert {f.name: f.number for f in p.PrometheusConfig.DESCRIPTOR.fields} == {"enable": 1, "path": 2}
 
 
+def test_a_config_that_does_not_parse_logs_protobufs_text_format_error_line(tmp_path, caplog):
+    path = tmp_path / "bad.config"
+    path.write_text('model_config_list {\n  config { nme: "x" }\n}\n')
+    with pytest.raises(InvalidArgument, match="Invalid protobuf file"):
+        config_files.load_model_server_config(path)
+    # TF Serving's tensorflow_model_server_test.py testBadModelConfig looks for this on stderr.
+    assert ('Error parsing text-format tensorflow.serving.ModelServerConfig: 2:12: Message type '
+            '"tensorflow.serving.ModelConfig" has no field named "nme".') in caplog.text
+
+
 @pytest.mark.parametrize(("loader", "text", "needle"), [
     (config_files.load_model_server_config, "model_config_list { bogus: 1 }", "Invalid protobuf file: '.*bad.config'"),
     (config_files.load_batching_parameters, "max_batch_size { value: 8 } allowed_batch_sizes: 4", "must equal"),
@@ -224,9 +234,10 @@ def test_flag_defaults_are_tensorflow_model_servers():
 
 def test_flag_syntax_and_unknown_flags(caplog):
     o = parse_flags(["--enable_batching", "--port=9000", "--rest_api_port", "9001", "--enable_model_warmup=false",
-                     "--enable_profiler=false", "--some_future_flag=1"])
+                     "--enable_profiler=false", "--num_tflite_pools=2", "--some_future_flag=1"])
     assert o.enable_batching and o.port == 9000 and o.rest_api_port == 9001 and not o.enable_model_warmup
-    assert "--enable_profiler (accepted, not implemented here)" in caplog.text
+    assert not o.enable_profiler
+    assert "--num_tflite_pools (accepted, not implemented here)" in caplog.text
     assert "--some_future_flag (unknown flag)" in caplog.text
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--port=notanumber"])
