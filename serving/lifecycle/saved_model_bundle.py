@@ -11,6 +11,8 @@ The errors raised for a missing or unreadable SavedModel carry the C++ loader's 
 
 from __future__ import annotations
 
+import functools
+import importlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -43,6 +45,25 @@ class SessionOptions:
             inter_op_parallelism_threads=self.inter_op_parallelism,
             allow_soft_placement=True,
         )
+
+
+# Op libraries the tensorflow/serving image links into tensorflow_model_server, so models using their ops serve
+# there: registered here before any graph is imported (importing the package registers its ops with TensorFlow).
+LINKED_OP_PACKAGES = ("tensorflow_text",)
+
+
+@functools.cache
+def register_linked_ops() -> tuple[str, ...]:
+    """Import the installed op libraries of LINKED_OP_PACKAGES (once per process); returns those registered."""
+    registered = []
+    for package in LINKED_OP_PACKAGES:
+        try:
+            importlib.import_module(package)
+        except ImportError as e:  # a model using its ops then fails with TensorFlow's "Op type not registered"
+            logger.warning("%s is not importable (%s): models using its ops will not load", package, e)
+            continue
+        registered.append(package)
+    return tuple(registered)
 
 
 def read_saved_model(export_dir: Path) -> saved_model_pb2.SavedModel:
@@ -99,6 +120,7 @@ class SessionBundle:
         self.export_dir = Path(export_dir)
         self.tags = tuple(tags)
         self.meta_graph_def = find_meta_graph(read_saved_model(self.export_dir), self.tags)
+        register_linked_ops()
         self.graph = tf.Graph()
         self.session = tf.compat.v1.Session(graph=self.graph, config=options.config_proto())
         self._callables: dict[tuple[tuple[str, ...], tuple[str, ...]], object] = {}
