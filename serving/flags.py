@@ -54,6 +54,7 @@ class ServerOptions:
     allow_version_labels_for_unavailable_models: bool = False
     force_allow_any_version_labels_for_unavailable_models: bool = False
     saved_model_tags: str = "serve"
+    prefer_tflite_model: bool = False
     grpc_max_threads: int = 0
     grpc_channel_arguments: str = ""
     rest_api_idle_timeout_seconds: int = 30
@@ -101,6 +102,7 @@ _HELP = {
     "force_allow_any_version_labels_for_unavailable_models": "allow any label to point at a version that is not "
                                                              "AVAILABLE, moving existing labels too",
     "saved_model_tags": "MetaGraph tags to load",
+    "prefer_tflite_model": "serve a version's model.tflite through TF Lite's interpreter when it has one",
     "grpc_channel_arguments": "gRPC server arguments, key=value[,key=value…] (ints where they parse), e.g. "
                               "grpc.max_connection_idle_ms=60000 (default here 300000: idle connections are closed)",
     "rest_api_idle_timeout_seconds": "close REST connections idle (or sending headers) this long (local server "
@@ -122,7 +124,7 @@ _HELP = {
 IGNORED_FLAGS = (
     "platform_config_file", "per_process_gpu_memory_fraction",
     "flush_filesystem_caches", "xla_cpu_compilation_enabled", "num_load_threads",
-    "num_unload_threads", "model_platform", "prefer_tflite_model", "num_tflite_pools",
+    "num_unload_threads", "model_platform", "num_tflite_pools",
     "num_tflite_interpreters_per_pool", "remove_unused_fields_from_bundle_metagraph", "use_tflite_model",
     "enable_grpc_healthcheck_service", "tensorflow_use_xla", "thread_pool_factory_config_file",
     "mixed_precision", "skip_initialize_tpu", "use_alts_credentials", "response_tensor_proto_content",

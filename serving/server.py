@@ -113,7 +113,8 @@ class ModelServer:
 
         started = time.perf_counter()
         try:
-            servable = Servable(name, version, path, self.options.saved_model_tag_set(), self._session_options)
+            servable = Servable(name, version, path, self.options.saved_model_tag_set(), self._session_options,
+                                prefer_tflite=self.options.prefer_tflite_model)
         except Exception:
             self.metrics.load(str(path), False, time.perf_counter() - started)
             raise

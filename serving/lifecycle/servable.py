@@ -15,6 +15,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from serving.codecs import tensor_codec
 from serving.errors import DataLoss, FailedPrecondition, InvalidArgument
 from serving.lifecycle.saved_model_bundle import SessionBundle, SessionOptions, translate_tf_error
+from serving.lifecycle.tflite_bundle import TfLiteBundle, has_tflite_model
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +58,16 @@ def _spec(alias: str, info: meta_graph_pb2.TensorInfo) -> TensorSpec:
 
 
 class Servable:
-    """A SavedModel version loaded like TF Serving's SavedModelBundle (graph-mode Session over the tagged MetaGraph)."""
+    """A SavedModel version loaded like TF Serving's SavedModelBundle (graph-mode Session over the tagged MetaGraph),
+    or with `prefer_tflite` its `model.tflite` through TF Lite's interpreter, as TF Serving's TfLiteSession."""
 
     def __init__(self, name: str, version: int, path: Path, tags: tuple[str, ...] = ("serve",),
-                 session_options: SessionOptions | None = None):
+                 session_options: SessionOptions | None = None, prefer_tflite: bool = False):
         self.name, self.version, self.path = name, version, Path(path)
-        self.bundle = SessionBundle(self.path, tags, session_options or SessionOptions())
+        if prefer_tflite and has_tflite_model(self.path):  # --prefer_tflite_model: TF Serving's TfLiteSession
+            self.bundle = TfLiteBundle(self.path)
+        else:
+            self.bundle = SessionBundle(self.path, tags, session_options or SessionOptions())
         self.signature_defs = self.bundle.signature_defs
         self.signatures: dict[str, Signature] = {
             key: Signature(
