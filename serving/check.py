@@ -35,6 +35,7 @@ class CheckConfig:
     compare: Path | None = None
     tolerance: float = DEFAULT_TOLERANCE
     as_json: bool = False
+    prefer_tflite: bool = False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TFRecord of PredictionLogs with requests and expected responses to replay and compare")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help=f"max |Δ| allowed for float outputs with --compare (default {DEFAULT_TOLERANCE:g})")
+    p.add_argument("--prefer_tflite_model", dest="prefer_tflite", action="store_true",
+                   help="check the directory's model.tflite through TF Lite's interpreter, as tensorflow_model_server "
+                        "--prefer_tflite_model serves it (default: the SavedModel)")
     p.add_argument("--json", dest="as_json", action="store_true", help="print one JSON object instead of text")
     return p
 
@@ -69,7 +73,8 @@ def parse_args(argv: list[str] | None) -> CheckConfig:
         parser.error(f"--compare {args.compare}: no such file")
     name = args.model_name or args.path.resolve().parent.name
     return CheckConfig(path=args.path, model_name=name, tags=tuple(args.saved_model_tags.split(",")),
-                       warmup=args.warmup, compare=args.compare, tolerance=args.tolerance, as_json=args.as_json)
+                       warmup=args.warmup, compare=args.compare, tolerance=args.tolerance, as_json=args.as_json,
+                       prefer_tflite=args.prefer_tflite)
 
 
 def _max_abs_diff(got, want) -> float:
@@ -167,7 +172,7 @@ def run_check(cfg: CheckConfig) -> dict:
     stage = "load"
     try:
         started = time.perf_counter()
-        servable = Servable(cfg.model_name, 0, cfg.path, cfg.tags)
+        servable = Servable(cfg.model_name, 0, cfg.path, cfg.tags, prefer_tflite=cfg.prefer_tflite)
         report["load_seconds"] = round(time.perf_counter() - started, 3)
         report["signatures"] = {
             key: {"method_name": sig.method_name,

@@ -98,3 +98,16 @@ def test_without_the_flag_the_savedmodel_is_served(tflite_models, tmp_path):
         metadata = requests.get(f"{server.rest}/v1/models/both/metadata", timeout=30).json()
         assert "classify_x_to_y" in metadata["metadata"]["signature_def"]["signature_def"]
         assert grpc_predict(server, "both", "x", [1.0]) == [2.5]
+
+
+def test_serving_check_validates_the_tflite_model(tflite_models, capsys):
+    import json
+
+    from serving.check import main
+
+    assert main([str(tflite_models / "named" / "1"), "--prefer_tflite_model", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and list(report["signatures"]["serving_default"]["inputs"]) == ["x"]
+    assert not report["probe"]["serving_default"].get("fatal")  # an empty batch may be refused, not fatal
+    assert main([str(tflite_models / "both" / "1"), "--json"]) == 0  # the SavedModel beside it
+    assert "classify_x_to_y" in json.loads(capsys.readouterr().out)["signatures"]
