@@ -91,6 +91,8 @@ class PublishOptions:
                                    group="publishing", type=float)
     force: bool = option(False, "publish even if accuracy regressed", group="publishing")
     keep: int | None = option(None, "after publishing, keep only the newest N versions", group="publishing", type=int)
+    tflite: bool = option(False, "also write model.tflite (predict_pixels, float32) for tensorflow_model_server "
+                          "--prefer_tflite_model, gated on its outputs", group="publishing")
 
     @property
     def policy(self) -> GatePolicy:

@@ -27,7 +27,7 @@ def run_export(cfg: Config, train: Train) -> dict:
     version = repository.resolve_version(model_dir, cfg.version)  # fail fast, before training
     trained, test = train(cfg)
     settings = PublishSettings(cfg.model_base_path, cfg.name, version, cfg.keep, cfg.policy,
-                               renumber=str(cfg.version) == "auto")
+                               renumber=str(cfg.version) == "auto", tflite=cfg.tflite)
     return stage_gate_publish(trained, test, settings)
 
 

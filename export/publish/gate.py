@@ -73,16 +73,22 @@ def reference_logs(model_name: str, model: keras.Model, encoded: list[bytes], in
 
 
 def infra_validate(saved_model_dir: Path, model_name: str, model: keras.Model, encoded: list[bytes],
-                   input_size: tuple[int, int], timeout_s: float = INFRA_TIMEOUT_S) -> dict:
+                   input_size: tuple[int, int], timeout_s: float = INFRA_TIMEOUT_S, tflite: bool = False) -> dict:
     """Load the staged version with the model server's own loader in a fresh process (`python -m serving.check`),
-    replay its warmup file and compare every signature with the in-memory model; returns the check's report."""
+    replay its warmup file and compare every signature with the in-memory model; returns the check's report.
+    `tflite`: the version's model.tflite instead, as `--prefer_tflite_model` serves it (its signatures only)."""
+    from export.publish.tflite_export import TFLITE_SIGNATURES, TFLITE_TOLERANCE
     from export.publish.warmup import write_records
 
+    logs = reference_logs(model_name, model, encoded, input_size)
+    if tflite:
+        logs = [log for log in logs if log.WhichOneof("log_type") == "predict_log"
+                and log.predict_log.request.model_spec.signature_name in TFLITE_SIGNATURES]
     with tempfile.TemporaryDirectory(prefix="infra-validation-") as tmp:
-        expected = write_records(Path(tmp) / "expected_responses",
-                                 reference_logs(model_name, model, encoded, input_size))
+        expected = write_records(Path(tmp) / "expected_responses", logs)
         cmd = [sys.executable, "-m", "serving.check", str(saved_model_dir), "--json", "--model_name", model_name,
-               "--compare", str(expected), "--tolerance", str(SIGNATURE_TOLERANCE)]
+               "--compare", str(expected), "--tolerance", str(TFLITE_TOLERANCE if tflite else SIGNATURE_TOLERANCE),
+               *(["--prefer_tflite_model"] if tflite else [])]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
         logger.info("infra validation: loading %s in a fresh model-server process", saved_model_dir)
         started = time.monotonic()
@@ -100,6 +106,24 @@ def infra_validate(saved_model_dir: Path, model_name: str, model: keras.Model, e
                                        "message": f"serving.check exited {done.returncode} without a report: {tail}"}}
     report["process_seconds"] = round(time.monotonic() - started, 2)
     return report
+
+
+def _tflite_check(saved_model_dir: Path, model_name: str, model: keras.Model, encoded: list[bytes],
+                  input_size: tuple[int, int], reasons: list[str]) -> dict:
+    """The TF Lite model through `serving.check --prefer_tflite_model`: loads, warms up, and its probabilities
+    stay within TFLITE_TOLERANCE of the in-memory model's on the gate images."""
+    from export.publish.tflite_export import TFLITE_TOLERANCE
+
+    report = infra_validate(saved_model_dir, model_name, model, encoded, input_size, tflite=True)
+    deltas = [v["max_abs_diff"] for v in report.get("comparison", {}).values()]
+    check = {"ok": report["ok"], "max_abs_diff": max(deltas) if deltas else None, "tolerance": TFLITE_TOLERANCE,
+             "load_seconds": report.get("load_seconds"), "warmup": report.get("warmup"), "error": report.get("error")}
+    if not report["ok"]:
+        err = report["error"]
+        reasons.append(f"TF Lite validation failed at {err['stage']}: {err['code']}: {err['message']}")
+    elif not deltas:
+        reasons.append("TF Lite validation compared no signature")
+    return check
 
 
 def previous_accuracy(model_dir: Path, versions: list[int]) -> tuple[int, float] | None:
@@ -126,9 +150,14 @@ def run_gate(
     accuracy: float | None,
     previous: tuple[int, float] | None,
     policy: GatePolicy,
+    tflite: bool = False,
 ) -> GateResult:
-    """Signature agreement, minimum accuracy and no regression against the previous version."""
+    """Signature agreement, minimum accuracy and no regression against the previous version (`tflite`: the TF Lite
+    model's agreement too)."""
     result = GateResult(passed=True)
+    if tflite:
+        result.checks["tflite"] = _tflite_check(saved_model_dir, model_name, model, encoded, input_size,
+                                                result.reasons)
     if len(encoded) < MIN_GATE_IMAGES:
         result.reasons.append(f"only {len(encoded)} validation images; the gate needs {MIN_GATE_IMAGES}")
     infra = infra_validate(saved_model_dir, model_name, model, encoded, input_size)

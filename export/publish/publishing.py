@@ -44,6 +44,7 @@ class PublishSettings:
     keep: int | None
     policy: GatePolicy
     renumber: bool = False  # --version auto: take the next free number if a concurrent export took this one
+    tflite: bool = False  # --tflite: also model.tflite (export.publish.tflite_export)
 
 
 @dataclass
@@ -116,7 +117,13 @@ def stage_gate_publish(trained: TrainedModel, test: LabeledImages, settings: Pub
     with repository.staging_dir(model_dir) as staged:
         logger.info("writing SavedModel to %s", staged)
         write_saved_model(trained.model, trained.class_names, trained.input_size, staged)
-        write_warmup_file(staged, warmup_requests(settings.name, encoded, pixels))
+        tflite = None
+        if settings.tflite:  # before the warmup file: with a TF Lite model it may hold only their shared signature
+            from export.publish.tflite_export import TFLITE_SIGNATURES, write_tflite_model
+
+            tflite = write_tflite_model(staged)
+        write_warmup_file(staged, warmup_requests(settings.name, encoded, pixels,
+                                                  only=TFLITE_SIGNATURES if tflite else None))
         extra = staged / "assets.extra"
         if "confusion_matrix" in trained.metrics:
             write_artifacts(extra / "evaluation", trained.metrics, trained.class_names, trained.history)
@@ -124,8 +131,10 @@ def stage_gate_publish(trained: TrainedModel, test: LabeledImages, settings: Pub
         trained.model.save(extra / "keras_model.keras")
         metadata = build_metadata(trained, settings)
         gate = run_gate(staged, settings.name, trained.model, encoded, trained.input_size,
-                        trained.metrics["test_accuracy"], previous, settings.policy)
+                        trained.metrics["test_accuracy"], previous, settings.policy, tflite=tflite is not None)
         metadata["gate"] = gate.to_json()
+        if tflite:
+            metadata["tflite"] = {**tflite, "max_abs_diff": gate.checks["tflite"].get("max_abs_diff")}
         (staged / METADATA_PATH).write_text(json.dumps(metadata, indent=2) + "\n")
         summary = {
             "name": settings.name,

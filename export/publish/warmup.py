@@ -16,10 +16,21 @@ MAX_PIXEL_PAYLOAD = 4 * 1024 * 1024
 
 
 def warmup_requests(
-    model_name: str, encoded: list[bytes], pixels: np.ndarray
+    model_name: str, encoded: list[bytes], pixels: np.ndarray, only: tuple[str, ...] | None = None
 ) -> list[prediction_log_pb2.PredictionLog]:
     """Predict requests for both predict signatures at several batch sizes and Classify requests for `classify`,
-    from real validation images."""
+    from real validation images (`only`: just these signatures)."""
+    logs = [log for log in _all_warmup_requests(model_name, encoded, pixels)
+            if only is None or _signature_of(log) in only]
+    return logs[:MAX_WARMUP_RECORDS]
+
+
+def _signature_of(log: prediction_log_pb2.PredictionLog) -> str:
+    kind = log.WhichOneof("log_type")
+    return getattr(log, kind).request.model_spec.signature_name
+
+
+def _all_warmup_requests(model_name: str, encoded: list[bytes], pixels: np.ndarray):
     logs = []
     per_image_pixel_bytes = int(np.prod(pixels.shape[1:])) * 4
     for batch in BATCH_SIZES:
@@ -37,7 +48,7 @@ def warmup_requests(
                 request.inputs["pixels"].CopyFrom(tf.make_tensor_proto(pixels[:batch].astype(np.float32)))
             logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
         logs.append(classify_log(model_name, encoded[:batch]))
-    return logs[:MAX_WARMUP_RECORDS]
+    return logs
 
 
 def classify_request(model_name: str, encoded: list[bytes]) -> classification_pb2.ClassificationRequest:
