@@ -5,6 +5,7 @@ overrides to its recipe once; exporters and the metadata read only the result. N
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 SHIFT_FRACTION = 0.1  # the training shift's largest move each way, a fraction of the side (both recipes' default)
 
@@ -48,3 +49,22 @@ RECIPES: dict[str, Recipe] = {
 RECIPE_OPTIONS = ("learning_rate", "conv_dropout", "dense_dropout", "optimizer", "weight_decay", "label_smoothing",
                   "random_erasing", "shift_fraction", "shift_interpolation", "test_time_flip", "test_time_shift",
                   "test_time_vertical", "precision")
+
+
+def format_setting(value: Any) -> str:
+    """A setting's value as help texts write it: on/off, 2e-3 rather than 0.002, 0.2, nearest."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float) and 0 < abs(value) < 0.01:
+        mantissa, exponent = f"{value:e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def describe_recipe_defaults(setting: str) -> str:
+    """Each CIFAR recipe's default for a setting, as the option's help gives it: "reference 1e-3, improved 2e-3",
+    or one value where the recipes agree."""
+    values = {name: format_setting(getattr(recipe, setting)) for name, recipe in RECIPES.items()}
+    if len(set(values.values())) == 1:
+        return next(iter(values.values()))
+    return ", ".join(f"{recipe} {value}" for recipe, value in values.items())

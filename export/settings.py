@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from export.recipes import RECIPE_OPTIONS, RECIPES, SHIFT_FRACTION, Recipe
+from export.recipes import (
+    RECIPE_OPTIONS,
+    RECIPES,
+    SHIFT_FRACTION,
+    Recipe,
+    describe_recipe_defaults,
+    format_setting,
+)
 
 BACKBONE_NAMES = ("efficientnetb0", "mobilenetv2", "resnet50")  # export.models.transfer_model.BACKBONES' keys
 CIFAR_RECIPES = ("reference", "improved")
@@ -39,25 +46,6 @@ def check_shift_fraction(value: float, name: str = "shift fraction") -> None:
                          f"up to {SHIFT_FRACTION * CIFAR_IMAGE_SIZE:g} pixels of {CIFAR_IMAGE_SIZE})")
 
 
-def format_setting(value: Any) -> str:
-    """A setting's value as help texts write it: on/off, 2e-3 rather than 0.002, 0.2, nearest."""
-    if isinstance(value, bool):
-        return "on" if value else "off"
-    if isinstance(value, float) and 0 < abs(value) < 0.01:
-        mantissa, exponent = f"{value:e}".split("e")
-        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def describe_recipe_defaults(setting: str) -> str:
-    """Each CIFAR recipe's default for a setting, as the option's help gives it: "reference 1e-3, improved 2e-3",
-    or one value where the recipes agree."""
-    values = {name: format_setting(getattr(recipe, setting)) for name, recipe in RECIPES.items()}
-    if len(set(values.values())) == 1:
-        return next(iter(values.values()))
-    return ", ".join(f"{recipe} {value}" for recipe, value in values.items())
-
-
 def option(default: Any = dataclasses.MISSING, help: str = "", *, group: str = "training",  # noqa: A002
            flag: str | None = None, by_recipe: bool = False, **argparse_kwargs: Any):
     """A dataclass field that is also a command-line option (`flag` defaults to --field-name; a bool that defaults
@@ -77,6 +65,8 @@ class GatePolicy:
     min_accuracy: float = 0.0
     max_regression: float = 0.01
     force: bool = False
+    max_latency_ms: float | None = None
+    max_latency_regression: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,7 +79,11 @@ class PublishOptions:
     min_accuracy: float = option(0.0, "gate: minimum test accuracy", group="publishing", type=float)
     max_regression: float = option(0.01, "gate: allowed accuracy drop against the previous version",
                                    group="publishing", type=float)
-    force: bool = option(False, "publish even if accuracy regressed", group="publishing")
+    force: bool = option(False, "publish even if accuracy or latency regressed", group="publishing")
+    max_latency_ms: float | None = option(None, "gate: largest p50 ms at batch 1 of a predict signature in TF "
+                                          "Serving's session path", group="publishing", type=float)
+    max_latency_regression: float | None = option(None, "gate: largest p50 rise at batch 1 over the previous version, "
+                                                  "measured alongside it (0.2 = 20%%)", group="publishing", type=float)
     keep: int | None = option(None, "after publishing, keep only the newest N versions", group="publishing", type=int)
     tflite: bool = option(False, "also write model.tflite (predict_pixels, float32) for tensorflow_model_server "
                           "--prefer_tflite_model, gated on its outputs", group="publishing")
@@ -97,7 +91,8 @@ class PublishOptions:
     @property
     def policy(self) -> GatePolicy:
         """The gate thresholds."""
-        return GatePolicy(self.min_accuracy, self.max_regression, self.force)
+        return GatePolicy(self.min_accuracy, self.max_regression, self.force, self.max_latency_ms,
+                          self.max_latency_regression)
 
 
 @dataclass(frozen=True, kw_only=True)

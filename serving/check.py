@@ -36,6 +36,8 @@ class CheckConfig:
     tolerance: float = DEFAULT_TOLERANCE
     as_json: bool = False
     prefer_tflite: bool = False
+    cost: bool = False
+    cost_baseline: Path | None = None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefer_tflite_model", dest="prefer_tflite", action="store_true",
                    help="check the directory's model.tflite through TF Lite's interpreter, as tensorflow_model_server "
                         "--prefer_tflite_model serves it (default: the SavedModel)")
+    p.add_argument("--cost", action="store_true",
+                   help="measure each predict signature in the session after warmup: p50/p99 ms at batch 1, "
+                        "images/s at batch 32, on the --compare (else warmup) requests")
+    p.add_argument("--cost-baseline", type=Path, default=None, metavar="DIR",
+                   help="with --cost, measure this other version too, alternating with the checked one, so that "
+                        "the two are compared in one process (e.g. the previous version)")
     p.add_argument("--json", dest="as_json", action="store_true", help="print one JSON object instead of text")
     return p
 
@@ -71,10 +79,12 @@ def parse_args(argv: list[str] | None) -> CheckConfig:
         parser.error(f"{args.path} is not a directory")
     if args.compare is not None and not args.compare.is_file():
         parser.error(f"--compare {args.compare}: no such file")
+    if args.cost_baseline is not None and not (args.cost and args.cost_baseline.is_dir()):
+        parser.error(f"--cost-baseline {args.cost_baseline}: needs --cost and an existing directory")
     name = args.model_name or args.path.resolve().parent.name
     return CheckConfig(path=args.path, model_name=name, tags=tuple(args.saved_model_tags.split(",")),
                        warmup=args.warmup, compare=args.compare, tolerance=args.tolerance, as_json=args.as_json,
-                       prefer_tflite=args.prefer_tflite)
+                       prefer_tflite=args.prefer_tflite, cost=args.cost, cost_baseline=args.cost_baseline)
 
 
 def _max_abs_diff(got, want) -> float:
@@ -155,6 +165,37 @@ def probe_signatures(servable) -> dict[str, dict]:
     return results
 
 
+def _read_logs(path: Path) -> list:
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    return [prediction_log_pb2.PredictionLog.FromString(raw)
+            for raw in tf.data.TFRecordDataset(str(path)).as_numpy_iterator()]
+
+
+def measure_cost(cfg: CheckConfig, servable) -> dict:
+    """The `serving_cost` section: figures per predict signature (and for the baseline version, measured in
+    alternation with it); a baseline that does not load is reported, not fatal."""
+    from serving.cost import measure, predict_inputs, thread_settings
+    from serving.errors import ServingError
+    from serving.lifecycle.servable import WARMUP_FILE, Servable
+
+    source = cfg.compare if cfg.compare is not None else cfg.path / WARMUP_FILE
+    inputs = predict_inputs(_read_logs(source)) if source.is_file() else {}
+    section: dict = {"threads": thread_settings(), "requests_from": str(source)}
+    servables = [servable]
+    if cfg.cost_baseline is not None:
+        try:
+            servables.append(Servable(cfg.model_name, 0, cfg.cost_baseline, cfg.tags, prefer_tflite=cfg.prefer_tflite))
+        except ServingError as e:
+            section["baseline"] = {"path": str(cfg.cost_baseline), "error": f"{e.code}: {e.message}"}
+    figures = measure(servables, inputs)
+    section["signatures"] = figures[0]
+    if len(figures) > 1:
+        section["baseline"] = {"path": str(cfg.cost_baseline), "signatures": figures[1]}
+    return section
+
+
 def _tensor_summary(spec) -> dict:
     from serving.codecs import tensor_codec
 
@@ -204,6 +245,9 @@ def run_check(cfg: CheckConfig) -> dict:
                                    "message": f"outputs differ from the expected responses by more than "
                                               f"{cfg.tolerance:g}: {too_far}"}
                 return report
+        if cfg.cost:
+            stage = "cost"
+            report["serving_cost"] = measure_cost(cfg, servable)
         report["ok"] = True
     except (ServingError, ValueError, OSError) as e:
         err = e if isinstance(e, ServingError) else as_serving_error(e)
@@ -229,6 +273,9 @@ def format_text(report: dict) -> str:
         lines.append(f"  warmup: {w['records']} records replayed in {w['seconds']:.2f}s")
     for key, c in report.get("comparison", {}).items():
         lines.append(f"  compare {key!r}: {c['requests']} requests, max |Δ| {c['max_abs_diff']:.3g}")
+    for key, c in report.get("serving_cost", {}).get("signatures", {}).items():
+        lines.append(f"  cost {key!r}: batch 1 p50 {c['batch1_p50_ms']} ms, p99 {c['batch1_p99_ms']} ms; batch 32 "
+                     f"{c['batch32_images_per_s']} images/s")
     if report["ok"]:
         lines.append("OK: this version would load and serve in tensorflow_model_server")
     else:

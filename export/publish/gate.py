@@ -73,10 +73,12 @@ def reference_logs(model_name: str, model: keras.Model, encoded: list[bytes], in
 
 
 def infra_validate(saved_model_dir: Path, model_name: str, model: keras.Model, encoded: list[bytes],
-                   input_size: tuple[int, int], timeout_s: float = INFRA_TIMEOUT_S, tflite: bool = False) -> dict:
+                   input_size: tuple[int, int], timeout_s: float = INFRA_TIMEOUT_S, tflite: bool = False,
+                   cost: bool = False, cost_baseline: Path | None = None) -> dict:
     """Load the staged version with the model server's own loader in a fresh process (`python -m serving.check`),
     replay its warmup file and compare every signature with the in-memory model; returns the check's report.
-    `tflite`: the version's model.tflite instead, as `--prefer_tflite_model` serves it (its signatures only)."""
+    `tflite`: the version's model.tflite instead, as `--prefer_tflite_model` serves it (its signatures only);
+    `cost`: also its serving cost, alongside `cost_baseline` (the previous version) when given."""
     from export.publish.tflite_export import TFLITE_SIGNATURES, TFLITE_TOLERANCE
     from export.publish.warmup import write_records
 
@@ -88,7 +90,8 @@ def infra_validate(saved_model_dir: Path, model_name: str, model: keras.Model, e
         expected = write_records(Path(tmp) / "expected_responses", logs)
         cmd = [sys.executable, "-m", "serving.check", str(saved_model_dir), "--json", "--model_name", model_name,
                "--compare", str(expected), "--tolerance", str(TFLITE_TOLERANCE if tflite else SIGNATURE_TOLERANCE),
-               *(["--prefer_tflite_model"] if tflite else [])]
+               *(["--prefer_tflite_model"] if tflite else []), *(["--cost"] if cost else []),
+               *(["--cost-baseline", str(cost_baseline)] if cost and cost_baseline else [])]
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
         logger.info("infra validation: loading %s in a fresh model-server process", saved_model_dir)
         started = time.monotonic()
@@ -126,6 +129,29 @@ def _tflite_check(saved_model_dir: Path, model_name: str, model: keras.Model, en
     return check
 
 
+def latency_reasons(cost: dict, policy: GatePolicy, baseline_version: int | None, result: GateResult) -> None:
+    """--max-latency-ms and --max-latency-regression on each predict signature's p50 at batch 1 (a regression
+    against the previous version, measured alongside it, is overridden by --force as an accuracy one is)."""
+    before = cost.get("baseline", {}).get("signatures", {})
+    for key, figures in sorted(cost.get("signatures", {}).items()):
+        p50 = figures["batch1_p50_ms"]
+        if policy.max_latency_ms is not None and p50 > policy.max_latency_ms:
+            result.reasons.append(f"signature {key!r}: p50 latency at batch 1 is {p50:.2f} ms, over --max-latency-ms "
+                                  f"{policy.max_latency_ms:g}")
+        if policy.max_latency_regression is None or key not in before:
+            continue
+        old = before[key]["batch1_p50_ms"]
+        rise = p50 / old - 1 if old > 0 else 0.0
+        if rise > policy.max_latency_regression:
+            msg = (f"signature {key!r}: p50 latency at batch 1 is {p50:.2f} ms against version {baseline_version}'s "
+                   f"{old:.2f} ms measured alongside it (+{rise:.0%}), over --max-latency-regression "
+                   f"{policy.max_latency_regression:g}")
+            if policy.force:
+                result.checks.setdefault("latency_regression_overridden", []).append(msg)
+            else:
+                result.reasons.append(msg + " (use --force to publish anyway)")
+
+
 def previous_accuracy(model_dir: Path, versions: list[int]) -> tuple[int, float] | None:
     """(version, recorded test accuracy) of the newest existing version that recorded one."""
     entries = version_dirs(model_dir)
@@ -151,6 +177,7 @@ def run_gate(
     previous: tuple[int, float] | None,
     policy: GatePolicy,
     tflite: bool = False,
+    baseline: tuple[int, Path] | None = None,
 ) -> GateResult:
     """Signature agreement, minimum accuracy and no regression against the previous version (`tflite`: the TF Lite
     model's agreement too)."""
@@ -160,7 +187,8 @@ def run_gate(
                                                 result.reasons)
     if len(encoded) < MIN_GATE_IMAGES:
         result.reasons.append(f"only {len(encoded)} validation images; the gate needs {MIN_GATE_IMAGES}")
-    infra = infra_validate(saved_model_dir, model_name, model, encoded, input_size)
+    infra = infra_validate(saved_model_dir, model_name, model, encoded, input_size, cost=True,
+                           cost_baseline=baseline[1] if baseline else None)
     deltas = {k: v["max_abs_diff"] for k, v in infra.get("comparison", {}).items()}
     result.checks["infra_validation"] = {
         "loader": "graph-mode SavedModelBundle (python -m serving.check, fresh process)",
@@ -178,6 +206,9 @@ def run_gate(
     for name, delta in deltas.items():
         if not delta <= SIGNATURE_TOLERANCE:
             result.reasons.append(f"signature {name!r} differs from the in-memory model by {delta:.3g} > 1e-5")
+    if "serving_cost" in infra:
+        result.checks["serving_cost"] = infra["serving_cost"]
+        latency_reasons(infra["serving_cost"], policy, baseline[0] if baseline else None, result)
     result.checks["test_accuracy"] = accuracy
     result.checks["min_accuracy"] = policy.min_accuracy
     if accuracy is None:

@@ -20,6 +20,7 @@ from export.publish.gate import METADATA_PATH, MIN_GATE_IMAGES, GatePolicy, prev
 from export.publish.signatures import SIGNATURE_NAMES, top_k_for, write_saved_model
 from export.publish.warmup import warmup_requests, write_warmup_file
 from export.training.evaluation import write_artifacts
+from serving.lifecycle.model_paths import version_dirs
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,8 @@ def stage_gate_publish(trained: TrainedModel, test: LabeledImages, settings: Pub
     if settings.version in existing:
         raise repository.RepositoryError(f"version {settings.version} already exists in {model_dir}")
     previous = previous_accuracy(model_dir, existing)
+    newest = max(existing, default=None)  # the latency baseline: the version serving now, whatever it recorded
+    baseline = (newest, version_dirs(model_dir).get(newest, model_dir / str(newest))) if newest is not None else None
     encoded, pixels = gate_images(trained, test)
     if len(encoded) < MIN_GATE_IMAGES:
         logger.warning("only %d images available for the signature check", len(encoded))
@@ -131,8 +134,10 @@ def stage_gate_publish(trained: TrainedModel, test: LabeledImages, settings: Pub
         trained.model.save(extra / "keras_model.keras")
         metadata = build_metadata(trained, settings)
         gate = run_gate(staged, settings.name, trained.model, encoded, trained.input_size,
-                        trained.metrics["test_accuracy"], previous, settings.policy, tflite=tflite is not None)
+                        trained.metrics["test_accuracy"], previous, settings.policy, tflite=tflite is not None,
+                        baseline=baseline)
         metadata["gate"] = gate.to_json()
+        metadata["serving_cost"] = gate.checks.get("serving_cost")
         if tflite:
             metadata["tflite"] = {**tflite, "max_abs_diff": gate.checks["tflite"].get("max_abs_diff")}
         (staged / METADATA_PATH).write_text(json.dumps(metadata, indent=2) + "\n")
@@ -145,6 +150,7 @@ def stage_gate_publish(trained: TrainedModel, test: LabeledImages, settings: Pub
                         "test_images": trained.metrics["test_images"]},
             "gate": gate.to_json(),
             "infra_validation": gate.checks.get("infra_validation"),
+            "serving_cost": {k: v for k, v in (gate.checks.get("serving_cost") or {}).items() if k != "requests_from"},
         }
         if not gate.passed:
             raise GateFailed(summary)

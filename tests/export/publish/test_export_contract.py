@@ -106,6 +106,9 @@ def test_labels_and_metadata_travel_with_the_model(exported_cifar10):
     assert meta["tensorflow_version"] == tf.__version__
     assert meta["gate"]["passed"] is True
     assert set(meta["gate"]["checks"]["signature_max_abs_diff"]) == {"serving_default", "predict_pixels", "classify"}
+    # What the version costs in TF Serving's session path, measured by the gate (no previous version to compare).
+    assert set(meta["serving_cost"]["signatures"]) == {"serving_default", "predict_pixels"}
+    assert "baseline" not in meta["serving_cost"] and meta["serving_cost"]["threads"]["cpu_count"] >= 1
     for f in ("metrics.json", "confusion_matrix.json", "confusion_matrix.png", "learning_curve.png"):
         assert (exported_cifar10 / "assets.extra" / "evaluation" / f).stat().st_size > 0
     cm = json.loads((exported_cifar10 / "assets.extra" / "evaluation" / "confusion_matrix.json").read_text())

@@ -75,3 +75,38 @@ def test_the_command_refuses_a_version_worse_than_the_published_one(exported_cif
     assert summary["published"] is False
     assert "regresses from version 1's 1.0000 by more than --max-regression 0.01" in out.stderr
     assert repository.list_versions(base / "cifar10") == [1]
+
+
+def test_the_gate_measures_serving_cost_alongside_the_previous_version_and_gates_latency(exported_cifar10,
+                                                                                          keras_model, gate_jpegs):
+    common = dict(saved_model_dir=exported_cifar10, model_name="cifar10", model=keras_model, encoded=gate_jpegs,
+                  input_size=(32, 32), accuracy=0.5, previous=None, baseline=(7, exported_cifar10))
+    measured = run_gate(**common, policy=GatePolicy())
+    cost = measured.checks["serving_cost"]
+    assert set(cost["signatures"]) == set(cost["baseline"]["signatures"]) == {"serving_default", "predict_pixels"}
+    figures = cost["signatures"]["serving_default"]
+    assert 0 < figures["batch1_p50_ms"] <= figures["batch1_p99_ms"] and figures["batch32_images_per_s"] > 0
+    assert cost["threads"]["cpu_count"] >= 1 and measured.passed
+    too_slow = run_gate(**common, policy=GatePolicy(max_latency_ms=1e-3))
+    assert not too_slow.passed and any(
+        r.startswith("signature 'serving_default': p50 latency at batch 1 is ") and r.endswith(
+            "ms, over --max-latency-ms 0.001") for r in too_slow.reasons)
+
+
+def test_latency_regression_names_both_figures_and_force_overrides_it():
+    from export.publish.gate import GateResult, latency_reasons
+
+    cost = {"signatures": {"serving_default": {"batch1_p50_ms": 6.0}, "predict_pixels": {"batch1_p50_ms": 2.1}},
+            "baseline": {"signatures": {"serving_default": {"batch1_p50_ms": 4.0},
+                                        "predict_pixels": {"batch1_p50_ms": 2.0}}}}
+    refused = GateResult(passed=True)
+    latency_reasons(cost, GatePolicy(max_latency_regression=0.2), 3, refused)
+    assert refused.reasons == ["signature 'serving_default': p50 latency at batch 1 is 6.00 ms against version 3's "
+                               "4.00 ms measured alongside it (+50%), over --max-latency-regression 0.2 (use --force "
+                               "to publish anyway)"]
+    forced = GateResult(passed=True)
+    latency_reasons(cost, GatePolicy(max_latency_regression=0.2, force=True), 3, forced)
+    assert forced.reasons == [] and len(forced.checks["latency_regression_overridden"]) == 1
+    unlimited = GateResult(passed=True)
+    latency_reasons(cost, GatePolicy(), 3, unlimited)
+    assert unlimited.reasons == []
