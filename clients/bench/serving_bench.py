@@ -33,14 +33,10 @@ import numpy as np
 import orjson
 
 from clients.bench.load import LoadRunner, Window, stable, summarize
+from clients.bench.open_loop import parse_rate_range, plot_curve, saturated
 from clients.bench.prometheus import ServerSplit
+from clients.bench.report import HEADER, PERF_ANALYZER_COLUMNS, csv_row, format_step
 from clients.bench.request_sets import grpc_request_factory, predict_payload, rest_request_factory
-
-PERF_ANALYZER_COLUMNS = [
-    "Concurrency", "Inferences/Second", "Client Send", "Network+Server Send/Recv", "Server Queue",
-    "Server Compute Input", "Server Compute Infer", "Server Compute Output", "Client Recv", "p50 latency",
-    "p90 latency", "p95 latency", "p99 latency", "Avg latency", "request/response", "response wait",
-]
 
 
 @dataclass(frozen=True)
@@ -61,6 +57,7 @@ class BenchConfig:
     max_seconds: float
     csv_path: Path | None
     metrics_path: str
+    stop_at_saturation: bool = False
 
 
 def check_loopback(target: str) -> None:
@@ -177,22 +174,6 @@ def run_step(runner: LoadRunner, factory, cfg: BenchConfig, deadline: float, con
     return summarize(windows[-3:], batch=1), len(windows)
 
 
-def csv_row(step: dict) -> dict:
-    """One perf_analyzer CSV row (µs)."""
-    s = step
-    server_total = (s["queue_us"] or 0) + (s["compute_us"] or 0) + (s["other_us"] or 0) if s["compute_us"] else 0
-    return {
-        "Concurrency": s["concurrency"], "Inferences/Second": round(s["throughput"], 2),
-        "Client Send": round(s["client_send_us"]),
-        "Network+Server Send/Recv": round(max(s["wait_us"] - server_total, 0)),
-        "Server Queue": round(s["queue_us"] or 0), "Server Compute Input": 0,
-        "Server Compute Infer": round(s["compute_us"] or 0), "Server Compute Output": 0,
-        "Client Recv": round(s["client_recv_us"]), "p50 latency": round(s["p50_us"]), "p90 latency": round(s["p90_us"]),
-        "p95 latency": round(s["p95_us"]), "p99 latency": round(s["p99_us"]), "Avg latency": round(s["avg_us"]),
-        "request/response": round(s["client_send_us"] + s["client_recv_us"]), "response wait": round(s["wait_us"]),
-    }
-
-
 def run(cfg: BenchConfig) -> dict:
     """Baseline, then every step; returns the full report."""
     for target in (cfg.grpc, cfg.rest):
@@ -232,6 +213,10 @@ def run(cfg: BenchConfig) -> dict:
                         "throughput_ratio_batch32": summary["throughput"] / baseline["batch32_throughput"]})
         steps.append(summary)
         print(format_step(summary), flush=True)
+        if cfg.stop_at_saturation and saturated(summary):
+            print(f"saturated at {summary['request_rate']:g}/s offered ({summary['throughput']:.1f}/s achieved): "
+                  "the sweep stops here", flush=True)
+            break
     if pool:
         pool.shutdown()
     report = {"protocol": cfg.protocol, "mode": cfg.mode, "model": cfg.model, "input_size": list(size),
@@ -244,24 +229,6 @@ def run(cfg: BenchConfig) -> dict:
             for s in steps:
                 w.writerow(csv_row(s))
     return report
-
-
-def format_step(s: dict) -> str:
-    """One table row."""
-    def us(v):
-        return "n/a" if v is None else f"{v / 1000:.2f}"
-
-    load = f"c={s['concurrency']}" if s["request_rate"] is None else f"{s['request_rate']:g}/s"
-    return (f"{load:>8} {s['throughput']:>9.1f} {s['avg_us'] / 1000:>7.2f} {s['p50_us'] / 1000:>7.2f} "
-            f"{s['p90_us'] / 1000:>7.2f} {s['p95_us'] / 1000:>7.2f} {s['p99_us'] / 1000:>7.2f} "
-            f"{us(s['client_send_us']):>6} {us(s['client_recv_us']):>6} {us(s['queue_us']):>6} "
-            f"{us(s['compute_us']):>7} {us(s['other_us']):>6} {s['p50_ratio']:>6.2f}x {s['throughput_ratio']:>6.2f}x "
-            f"{s['throughput_ratio_batch32']:>6.2f}x {s['baseline']['drift'] * 100:>5.0f}% {s['errors']:>4}")
-
-
-HEADER = (f"{'load':>8} {'infer/s':>9} {'avg ms':>7} {'p50':>7} {'p90':>7} {'p95':>7} {'p99':>7} {'send':>6} "
-          f"{'recv':>6} {'queue':>6} {'compute':>7} {'other':>6} {'p50/ip':>7} {'tput/ip':>7} {'b32/ip':>7} "
-          f"{'drift':>6} {'err':>4}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -278,7 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image", type=Path, required=True, help="the image every request sends")
     p.add_argument("--concurrency", default="1,2,4,8,16,32", help="comma-separated concurrency sweep")
     p.add_argument("--request-rate", default="", help="comma-separated request rates (/s) instead of concurrency")
+    p.add_argument("--request-rate-range", default="", metavar="START:END[:STEP]",
+                   help="open-loop sweep of request rates (/s), as perf_analyzer's; stops once saturated")
     p.add_argument("--poisson", action="store_true", help="Poisson arrivals in request-rate mode")
+    p.add_argument("--plot", type=Path, default=None, help="draw p50/p99 against throughput to this PNG")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per step")
     p.add_argument("--window", type=float, default=2.0, help="seconds per measurement window")
     p.add_argument("--max-windows", type=int, default=6, help="windows per step before giving up on stability")
@@ -289,10 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     from serving.tf_logging import quiet_tensorflow
 
     quiet_tensorflow()
+    try:
+        swept = parse_rate_range(a.request_rate_range) if a.request_rate_range else ()
+    except ValueError as e:
+        p.error(str(e))
     cfg = BenchConfig(a.protocol, a.mode, a.grpc, a.rest, a.model, a.saved_model, a.image,
                       tuple(int(c) for c in a.concurrency.split(",") if c),
-                      tuple(float(r) for r in a.request_rate.split(",") if r), a.poisson, a.warmup, a.window,
-                      a.max_windows, a.max_seconds, a.csv, a.metrics_path)
+                      tuple(float(r) for r in a.request_rate.split(",") if r) + swept, a.poisson, a.warmup,
+                      a.window, a.max_windows, a.max_seconds, a.csv, a.metrics_path, stop_at_saturation=bool(swept))
     print(f"{cfg.protocol} {cfg.mode} → {cfg.model}; latencies in ms; ratios against the in-process baseline (ip)")
     print(HEADER, flush=True)
     report = run(cfg)
@@ -304,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     for side, r in report["request_bytes"].items():
         print(f"request bytes per image at {side}: b64 JPEG {r['b64_jpeg_json']:,}, JSON pixels {r['pixels_json']:,}"
               f" ({r['ratio']}x)")
+    if a.plot and report["steps"]:
+        title = f"{cfg.model}, {cfg.protocol} {cfg.mode}, {'Poisson' if cfg.poisson else 'constant'} arrivals"
+        print(f"plot: {plot_curve(report['steps'], a.plot, title)}")
     print(json.dumps(report))
     return 0
 

@@ -132,7 +132,7 @@ def test_bench_short_bounded_run_reports_every_column(server, exported_cifar10, 
     import csv
 
     rows = list(csv.DictReader(csv_path.open()))
-    from clients.bench.serving_bench import PERF_ANALYZER_COLUMNS
+    from clients.bench.report import PERF_ANALYZER_COLUMNS
 
     assert list(rows[0]) == PERF_ANALYZER_COLUMNS and len(rows) == 2
     assert "in-process baseline" in out.stdout

@@ -2,7 +2,8 @@ import pytest
 
 from clients.bench.load import Sample, Window, stable, summarize
 from clients.bench.prometheus import parse
-from clients.bench.serving_bench import PERF_ANALYZER_COLUMNS, bracket, check_loopback, csv_row
+from clients.bench.report import PERF_ANALYZER_COLUMNS, csv_row
+from clients.bench.serving_bench import bracket, check_loopback
 
 
 def window(throughput_n: int, latency: float) -> Window:
@@ -52,3 +53,31 @@ def test_bracketing_baseline_averages_and_reports_drift():
     assert b["p50_us"] == 4500 and b["batch32_throughput"] == 1050 and b["throughput"] == 220
     assert b["drift"] == pytest.approx(1000 / 4500)  # the larger of the p50 and batch-32 disagreements
     assert bracket(before, before)["drift"] == 0
+
+
+def test_request_rate_range_reads_perf_analyzers_syntax():
+    from clients.bench.open_loop import parse_rate_range
+
+    assert parse_rate_range("50:200:50") == (50.0, 100.0, 150.0, 200.0)
+    assert parse_rate_range("100:300") == (100.0, 200.0, 300.0)
+    for bad in ("0:10", "10:5", "a:b", "10"):
+        with pytest.raises(ValueError, match="START:END"):
+            parse_rate_range(bad)
+
+
+def test_a_step_is_saturated_when_the_server_falls_behind_the_offered_rate():
+    from clients.bench.open_loop import saturated
+
+    assert not saturated({"request_rate": 100.0, "throughput": 97.0, "errors": 0})
+    assert saturated({"request_rate": 100.0, "throughput": 80.0, "errors": 0})
+    assert saturated({"request_rate": 100.0, "throughput": 99.0, "errors": 3})
+    assert not saturated({"request_rate": None, "throughput": 5.0, "errors": 0})  # closed-loop steps never are
+
+
+def test_the_curve_is_drawn(tmp_path):
+    from clients.bench.open_loop import plot_curve
+
+    steps = [{"request_rate": r, "throughput": t, "p50_us": p50, "p99_us": p99}
+             for r, t, p50, p99 in ((50, 50, 2100, 3500), (100, 99, 2300, 6000), (200, 150, 90000, 300000))]
+    path = plot_curve(steps, tmp_path / "curve.png", "test")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
