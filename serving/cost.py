@@ -1,8 +1,8 @@
 """What a version costs to serve, measured where `tensorflow_model_server` spends it: each predict signature run
 through the graph-mode session (the SessionBundle path), after warmup, at batch 1 (p50 and p99 latency) and at
 batch 32 (images per second). Inputs are real requests (the version's warmup or comparison records), their rows
-repeated to the batch size. Several versions measured together alternate round by round, so that a comparison
-between them is made on the same machine, in the same process, under the same load.
+repeated to the batch size. Several versions measured together take turns run by run, so that a comparison between
+them is made on the same machine, in the same process, under the same load.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ LARGE_BATCH = 32
 
 @dataclass(frozen=True)
 class CostSettings:
-    """How much to run: `rounds` alternations, each with `batch1_runs` single-row runs and `large_runs` runs of
-    LARGE_BATCH rows per version and signature (after `warmup_runs` unmeasured ones)."""
+    """How much to run per version and signature: `batch1_runs` single-row runs and `large_runs` runs of LARGE_BATCH
+    rows, after `warmup_runs` unmeasured ones of each."""
 
-    rounds: int = 3
-    batch1_runs: int = 20
-    large_runs: int = 4
-    warmup_runs: int = 2
+    batch1_runs: int = 100
+    large_runs: int = 12
+    warmup_runs: int = 5
 
 
 def predict_inputs(logs) -> dict[str, dict[str, np.ndarray]]:
@@ -51,32 +50,27 @@ def with_rows(inputs: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
     return {alias: np.take(value, np.arange(n) % len(value), axis=0) for alias, value in inputs.items()}
 
 
-def _timed_runs(servable, signature, inputs: dict[str, np.ndarray], runs: int) -> list[float]:
-    seconds = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        servable.execute(signature, inputs)
-        seconds.append(time.perf_counter() - started)
-    return seconds
+def _seconds(servable, signature, inputs: dict[str, np.ndarray]) -> float:
+    started = time.perf_counter()
+    servable.execute(signature, inputs)
+    return time.perf_counter() - started
 
 
 def measure(servables: list, inputs: dict[str, dict[str, np.ndarray]],
             settings: CostSettings = CostSettings()) -> list[dict[str, dict]]:
-    """For each servable, per signature it has among `inputs`: batch-1 p50/p99 ms and batch-32 images/s."""
+    """For each servable, per signature it has among `inputs`: batch-1 p50/p99 ms and batch-32 images/s. The
+    versions take turns run by run, so that what else the machine does falls on each of them alike."""
     samples = [{key: ([], []) for key in inputs if key in s.signatures} for s in servables]
     for key, given in inputs.items():
-        one, large = with_rows(given, 1), with_rows(given, LARGE_BATCH)
-        for servable, mine in zip(servables, samples, strict=True):
-            if key in mine:
-                signature = servable.signatures[key]
-                _timed_runs(servable, signature, one, settings.warmup_runs)
-                _timed_runs(servable, signature, large, settings.warmup_runs)
-        for _ in range(settings.rounds):  # alternate, so that load from elsewhere falls on every version alike
-            for servable, mine in zip(servables, samples, strict=True):
-                if key in mine:
-                    signature = servable.signatures[key]
-                    mine[key][0].extend(_timed_runs(servable, signature, one, settings.batch1_runs))
-                    mine[key][1].extend(_timed_runs(servable, signature, large, settings.large_runs))
+        having = [(s, mine[key]) for s, mine in zip(servables, samples, strict=True) if key in mine]
+        for batch, runs, slot in ((with_rows(given, 1), settings.batch1_runs, 0),
+                                  (with_rows(given, LARGE_BATCH), settings.large_runs, 1)):
+            for servable, _ in having:
+                for _ in range(settings.warmup_runs):
+                    _seconds(servable, servable.signatures[key], batch)
+            for _ in range(runs):
+                for servable, measured in having:
+                    measured[slot].append(_seconds(servable, servable.signatures[key], batch))
     return [{key: _summary(ones, larges) for key, (ones, larges) in mine.items()} for mine in samples]
 
 
