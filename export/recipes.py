@@ -61,10 +61,10 @@ def format_setting(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def describe_recipe_defaults(setting: str) -> str:
+def describe_recipe_defaults(setting: str, recipes: dict[str, Recipe] | None = None) -> str:
     """Each CIFAR recipe's default for a setting, as the option's help gives it: "reference 1e-3, improved 2e-3",
     or one value where the recipes agree."""
-    values = {name: format_setting(getattr(recipe, setting)) for name, recipe in RECIPES.items()}
+    values = {name: format_setting(getattr(recipe, setting)) for name, recipe in (recipes or RECIPES).items()}
     if len(set(values.values())) == 1:
         return next(iter(values.values()))
     return ", ".join(f"{recipe} {value}" for recipe, value in values.items())

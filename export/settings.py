@@ -82,8 +82,9 @@ class PublishOptions:
     force: bool = option(False, "publish even if accuracy or latency regressed", group="publishing")
     max_latency_ms: float | None = option(None, "gate: largest p50 ms at batch 1 of a predict signature in TF "
                                           "Serving's session path", group="publishing", type=float)
-    max_latency_regression: float | None = option(None, "gate: largest p50 rise at batch 1 over the previous version, "
-                                                  "measured alongside it (0.2 = 20%%)", group="publishing", type=float)
+    max_latency_regression: float | None = option(None, "gate: largest allowed rise of the p50 at batch 1 over the "
+                                                  "previous version run side by side, as a fraction (e.g. 0.2)",
+                                                  group="publishing", type=float)
     keep: int | None = option(None, "after publishing, keep only the newest N versions", group="publishing", type=int)
     tflite: bool = option(False, "also write model.tflite (predict_pixels, float32) for tensorflow_model_server "
                           "--prefer_tflite_model, gated on its outputs", group="publishing")
@@ -266,7 +267,7 @@ def add_options(parser: argparse.ArgumentParser, config_class: type,
         flag = meta["flag"] or "--" + f.name.replace("_", "-")
         help_text = meta["help"]
         if meta["by_recipe"]:
-            help_text = f"{help_text}; default: the recipe's ({describe_recipe_defaults(f.name)})"
+            help_text = f"{help_text}; default: the recipe's ({describe_recipe_defaults(f.name, RECIPES)})"
         if f.type in ("bool", bool):
             if default:
                 flag = "--no-" + f.name.replace("_", "-")
