@@ -77,12 +77,6 @@ class _Queue:
     rows: int = 0
 
 
-def check_task_size(rows: int, max_rows: int) -> None:
-    """A request of more rows than one batch holds is refused (BatchingSession's check, before scheduling)."""
-    if rows > max_rows:
-        raise InvalidArgument(f"Task size {rows} is larger than maximum input batch size {max_rows}")
-
-
 class BatchScheduler:
     """A `serving.core.runners.Runner` that merges concurrent requests into batches run by its own threads."""
 
@@ -112,10 +106,11 @@ class BatchScheduler:
                 q.tasks.clear()
             self._cond.notify_all()
 
-    @property
-    def max_rows(self) -> int:
-        """The most rows one request may have."""
-        return self.options.max_batch_size
+    def check_rows(self, rows: int) -> None:
+        """A request of more rows than one batch holds is refused (BatchingSession's check, before scheduling)."""
+        if rows > self.options.max_batch_size:
+            raise InvalidArgument(f"Task size {rows} is larger than maximum input batch size "
+                                  f"{self.options.max_batch_size}")
 
     def _key(self, servable, signature, inputs: dict[str, np.ndarray]) -> tuple:
         shapes = tuple(sorted((k, v.dtype.str, v.shape[1:] if not self.options.pad_variable_length_inputs
@@ -135,7 +130,7 @@ class BatchScheduler:
         n = rows.pop()
         for _ in inputs:  # as BatchingSession::ComputeInputSize: each input's batch size, before scheduling
             self._on_scheduled(n)
-        check_task_size(n, self.options.max_batch_size)
+        self.check_rows(n)
         from serving.lifecycle.servable import check_inputs, check_output_filter
 
         check_inputs(signature, inputs)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.core import example_signatures
-from serving.core.batching import check_task_size
 from serving.core.example_signatures import CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD
 from serving.core.runners import DirectRunner, OnRuntime, Runner
 from serving.errors import Internal, InvalidArgument, Unimplemented
@@ -115,9 +114,8 @@ class InferenceCore:
         aliases are the signature's inputs), so the errors that come before it there still come first."""
         aliases, rows = declared
         signature = servable.signatures.get(signature_name or DEFAULT_SIGNATURE)
-        max_rows = self.runner.max_rows
-        if max_rows is not None and signature is not None and set(aliases) == set(signature.inputs):
-            check_task_size(rows, max_rows)
+        if signature is not None and set(aliases) == set(signature.inputs):
+            self.runner.check_rows(rows)
 
     # ---- the APIs: one entry point each ------------------------------------------------------------------
     # `servable`: run on this servable instead of resolving the request's model (a version's warmup replay and

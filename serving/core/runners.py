@@ -24,9 +24,8 @@ OnRuntime = Callable[[str, str, float], None]  # (model_name, api, seconds)
 class Runner(Protocol):
     """Runs one request's signature, now or merged with others; the future resolves to its (filtered) outputs."""
 
-    @property
-    def max_rows(self) -> int | None:
-        """The most rows (0th dimension) one request may have; None: no limit."""
+    def check_rows(self, rows: int) -> None:
+        """Refuse a request of this many rows (0th dimension) before it is decoded, if the runner cannot take it."""
         ...
 
     def submit(self, servable: Servable, signature: Signature, inputs: dict[str, np.ndarray],
@@ -43,11 +42,12 @@ class Runner(Protocol):
 class DirectRunner:
     """Every request runs by itself on a thread of `pool` (the server without --enable_batching)."""
 
-    max_rows = None
-
     def __init__(self, pool: futures.Executor, on_runtime: OnRuntime | None = None):
         self.pool = pool
         self._on_runtime = on_runtime or (lambda model_name, api, seconds: None)
+
+    def check_rows(self, rows: int) -> None:
+        """Any number of rows runs alone."""
 
     def submit(self, servable: Servable, signature: Signature, inputs: dict[str, np.ndarray],
                output_filter: tuple[str, ...] = (), deadline: float | None = None,

@@ -9,6 +9,7 @@ one large request cannot stall the loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -20,7 +21,7 @@ from aiohttp import web
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2
 
-from serving.codecs import json_codec
+from serving.codecs import json_codec, tensor_codec
 from serving.core.inference import InferenceCore, ModelRef
 from serving.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, PayloadTooLarge, as_serving_error
 from serving.lifecycle.servable import DEFAULT_SIGNATURE
@@ -47,16 +48,21 @@ _METADATA = "/{metadata:(?i:metadata)}"
 # The OpenAPI 3 description of this API, served as written (TF Serving has none: an addition outside /v1).
 OPENAPI_PATH = "/openapi.yaml"
 OPENAPI_FILE = Path(__file__).with_name("openapi.yaml")
-INT64_MAX = 2**63 - 1
 
 
 def _ref(info: Mapping[str, str], signature_name: str = "") -> ModelRef:
     """The model reference a route's match names (ParseModelInfo's checks)."""
     version = info.get("version")
-    if version and int(version) > INT64_MAX:  # ParseModelInfo: absl::SimpleAtoi into an int64
+    if version and int(version) > tensor_codec.INT64_MAX:  # ParseModelInfo: absl::SimpleAtoi into an int64
         raise InvalidArgument(f"Failed to convert version: {version} to numeric.")
     return ModelRef(name=info["name"], version=int(version) if version else None, label=info.get("label"),
                     signature_name=signature_name)
+
+
+@functools.cache
+def _openapi_document() -> bytes:
+    """The shipped OpenAPI file, read once, when it is first asked for."""
+    return OPENAPI_FILE.read_bytes()
 
 
 def status_json(statuses) -> dict:
@@ -192,7 +198,7 @@ class RestApi:
 
     async def openapi(self, request: web.Request) -> web.Response:
         """GET /openapi.yaml: the API's OpenAPI 3 description."""
-        return web.Response(body=OPENAPI_FILE.read_bytes(), content_type="application/yaml")
+        return web.Response(body=_openapi_document(), content_type="application/yaml")
 
     # ---- the APIs -------------------------------------------------------------------------------------------
     async def status(self, request: web.Request) -> web.Response:
