@@ -98,17 +98,14 @@ def _max_abs_diff(got, want) -> float:
     return 0.0 if np.array_equal(got, want) else float("inf")
 
 
-def compare_responses(core, servable, path: Path) -> dict[str, dict]:
-    """Replay every request of `path` and measure how far each signature's outputs are from the recorded ones."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
-
+def compare_responses(core, servable, logs: list) -> dict[str, dict]:
+    """Replay every request of `logs` (PredictionLogs with expected responses) and measure how far each signature's
+    outputs are from the recorded ones."""
     from serving.codecs import tensor_codec
     from serving.core.inference import ModelRef, examples_from_input
 
     results: dict[str, dict] = {}
-    for raw in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
-        log = prediction_log_pb2.PredictionLog.FromString(raw)
+    for log in logs:
         kind = log.WhichOneof("log_type")
         started = time.perf_counter()
         if kind == "predict_log":
@@ -173,15 +170,17 @@ def _read_logs(path: Path) -> list:
             for raw in tf.data.TFRecordDataset(str(path)).as_numpy_iterator()]
 
 
-def measure_cost(cfg: CheckConfig, servable) -> dict:
-    """The `serving_cost` section: figures per predict signature (and for the baseline version, measured in
-    alternation with it); a baseline that does not load is reported, not fatal."""
+def measure_cost(cfg: CheckConfig, servable, compared: list | None = None) -> dict:
+    """The `serving_cost` section, on the compared requests (else the warmup file's): figures per predict signature
+    (and for the baseline version, measured in alternation with it); a baseline that does not load is reported, not
+    fatal."""
     from serving.cost import measure, predict_inputs, thread_settings
     from serving.errors import ServingError
     from serving.lifecycle.servable import WARMUP_FILE, Servable
 
-    source = cfg.compare if cfg.compare is not None else cfg.path / WARMUP_FILE
-    inputs = predict_inputs(_read_logs(source)) if source.is_file() else {}
+    source = cfg.compare if compared is not None else cfg.path / WARMUP_FILE
+    logs = compared if compared is not None else (_read_logs(source) if source.is_file() else [])
+    inputs = predict_inputs(logs)
     section: dict = {"threads": thread_settings(), "requests_from": str(source)}
     servables = [servable]
     if cfg.cost_baseline is not None:
@@ -235,9 +234,10 @@ def run_check(cfg: CheckConfig) -> dict:
             started = time.perf_counter()
             records = servable.warmup(lambda s, log: replay_warmup_record(core, s, log))
             report["warmup"] = {"records": records, "seconds": round(time.perf_counter() - started, 3)}
-        if cfg.compare is not None:
+        expected = _read_logs(cfg.compare) if cfg.compare is not None else None
+        if expected is not None:
             stage = "compare"
-            comparison = compare_responses(core, servable, cfg.compare)
+            comparison = compare_responses(core, servable, expected)
             report["comparison"] = comparison
             too_far = {k: v["max_abs_diff"] for k, v in comparison.items() if not v["max_abs_diff"] <= cfg.tolerance}
             if too_far:
@@ -247,7 +247,7 @@ def run_check(cfg: CheckConfig) -> dict:
                 return report
         if cfg.cost:
             stage = "cost"
-            report["serving_cost"] = measure_cost(cfg, servable)
+            report["serving_cost"] = measure_cost(cfg, servable, expected)
         report["ok"] = True
     except (ServingError, ValueError, OSError) as e:
         err = e if isinstance(e, ServingError) else as_serving_error(e)

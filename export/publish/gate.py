@@ -72,20 +72,16 @@ def reference_logs(model_name: str, model: keras.Model, encoded: list[bytes], in
     return logs
 
 
-def infra_validate(saved_model_dir: Path, model_name: str, model: keras.Model, encoded: list[bytes],
-                   input_size: tuple[int, int], timeout_s: float = INFRA_TIMEOUT_S, tflite: bool = False,
-                   cost: bool = False, cost_baseline: Path | None = None) -> dict:
+def infra_validate(saved_model_dir: Path, model_name: str, logs: list, timeout_s: float = INFRA_TIMEOUT_S,
+                   tflite: bool = False, cost: bool = False, cost_baseline: Path | None = None) -> dict:
     """Load the staged version with the model server's own loader in a fresh process (`python -m serving.check`),
-    replay its warmup file and compare every signature with the in-memory model; returns the check's report.
-    `tflite`: the version's model.tflite instead, as `--prefer_tflite_model` serves it (its signatures only);
-    `cost`: also its serving cost, alongside `cost_baseline` (the previous version) when given."""
-    from export.publish.tflite_export import TFLITE_SIGNATURES, TFLITE_TOLERANCE
+    replay its warmup file and replay `logs` (requests with the in-memory model's responses, `reference_logs`),
+    comparing the outputs; returns the check's report. `tflite`: the version's model.tflite instead, as
+    `--prefer_tflite_model` serves it; `cost`: also its serving cost, alongside `cost_baseline` (the previous
+    version) when given."""
+    from export.publish.tflite_export import TFLITE_TOLERANCE
     from export.publish.warmup import write_records
 
-    logs = reference_logs(model_name, model, encoded, input_size)
-    if tflite:
-        logs = [log for log in logs if log.WhichOneof("log_type") == "predict_log"
-                and log.predict_log.request.model_spec.signature_name in TFLITE_SIGNATURES]
     with tempfile.TemporaryDirectory(prefix="infra-validation-") as tmp:
         expected = write_records(Path(tmp) / "expected_responses", logs)
         cmd = [sys.executable, "-m", "serving.check", str(saved_model_dir), "--json", "--model_name", model_name,
@@ -111,13 +107,14 @@ def infra_validate(saved_model_dir: Path, model_name: str, model: keras.Model, e
     return report
 
 
-def _tflite_check(saved_model_dir: Path, model_name: str, model: keras.Model, encoded: list[bytes],
-                  input_size: tuple[int, int], reasons: list[str]) -> dict:
+def _tflite_check(saved_model_dir: Path, model_name: str, logs: list, reasons: list[str]) -> dict:
     """The TF Lite model through `serving.check --prefer_tflite_model`: loads, warms up, and its probabilities
-    stay within TFLITE_TOLERANCE of the in-memory model's on the gate images."""
-    from export.publish.tflite_export import TFLITE_TOLERANCE
+    stay within TFLITE_TOLERANCE of the in-memory model's on the gate images (its signatures' requests of `logs`)."""
+    from export.publish.tflite_export import TFLITE_SIGNATURES, TFLITE_TOLERANCE
 
-    report = infra_validate(saved_model_dir, model_name, model, encoded, input_size, tflite=True)
+    logs = [log for log in logs if log.WhichOneof("log_type") == "predict_log"
+            and log.predict_log.request.model_spec.signature_name in TFLITE_SIGNATURES]
+    report = infra_validate(saved_model_dir, model_name, logs, tflite=True)
     deltas = [v["max_abs_diff"] for v in report.get("comparison", {}).values()]
     check = {"ok": report["ok"], "max_abs_diff": max(deltas) if deltas else None, "tolerance": TFLITE_TOLERANCE,
              "load_seconds": report.get("load_seconds"), "warmup": report.get("warmup"), "error": report.get("error")}
@@ -182,12 +179,12 @@ def run_gate(
     """Signature agreement, minimum accuracy and no regression against the previous version (`tflite`: the TF Lite
     model's agreement too)."""
     result = GateResult(passed=True)
+    logs = reference_logs(model_name, model, encoded, input_size)  # the in-memory model's answers, computed once
     if tflite:
-        result.checks["tflite"] = _tflite_check(saved_model_dir, model_name, model, encoded, input_size,
-                                                result.reasons)
+        result.checks["tflite"] = _tflite_check(saved_model_dir, model_name, logs, result.reasons)
     if len(encoded) < MIN_GATE_IMAGES:
         result.reasons.append(f"only {len(encoded)} validation images; the gate needs {MIN_GATE_IMAGES}")
-    infra = infra_validate(saved_model_dir, model_name, model, encoded, input_size, cost=True,
+    infra = infra_validate(saved_model_dir, model_name, logs, cost=True,
                            cost_baseline=baseline[1] if baseline else None)
     deltas = {k: v["max_abs_diff"] for k, v in infra.get("comparison", {}).items()}
     result.checks["infra_validation"] = {

@@ -109,6 +109,8 @@ class TfLiteBundle:
         except (ValueError, RuntimeError) as e:
             raise InvalidArgument(f"Cannot build Interpreter from {path}: {e}") from e
         self._inputs = self._index(self.interpreter.get_input_details(), "Input")
+        # Each input's current shape (resized by requests), so a run need not copy a tensor out to learn it.
+        self._shapes = {d["index"]: tuple(int(x) for x in d["shape"]) for d in self._inputs.values()}
         self._outputs = self._index(self.interpreter.get_output_details(), "Output")
         self.signature_defs = self._signatures(model)
         self._lock = threading.Lock()
@@ -153,23 +155,23 @@ class TfLiteBundle:
 
     def run(self, feeds: dict[str, np.ndarray], fetches: tuple[str, ...]) -> list[np.ndarray]:
         """Set the inputs (resizing those whose shape differs), invoke, copy the fetched outputs."""
+        targets = [(self._inputs[self._fixed(self._inputs, name)], value) for name, value in feeds.items()]
         with self._lock:
             resized = False
-            for name, value in feeds.items():
-                detail = self._inputs[self._fixed(self._inputs, name)]
-                if tuple(self.interpreter.get_tensor(detail["index"]).shape) != value.shape:
+            for detail, value in targets:
+                if self._shapes[detail["index"]] != value.shape:
                     try:
                         self.interpreter.resize_tensor_input(detail["index"], list(value.shape))
                     except (ValueError, RuntimeError) as e:
                         raise InvalidArgument(f"Failed to resize input tensor: {detail['name']} to shape "
                                               f"{list(value.shape)}: {e}") from e
+                    self._shapes[detail["index"]] = value.shape
                     resized = True
             try:
                 if resized:
                     self.interpreter.allocate_tensors()
-                for name, value in feeds.items():
-                    index = self._inputs[self._fixed(self._inputs, name)]["index"]
-                    self.interpreter.set_tensor(index, np.ascontiguousarray(value))
+                for detail, value in targets:
+                    self.interpreter.set_tensor(detail["index"], np.ascontiguousarray(value))
                 self.interpreter.invoke()
             except (ValueError, RuntimeError) as e:  # shapes the model's ops cannot take
                 raise InvalidArgument(f"Failed to invoke TfLite interpreter: {e}") from e
