@@ -165,33 +165,28 @@ def to_array(value: Any, dtype: np.dtype, name: str) -> np.ndarray:
         return arr
     bad = _first_non_number(value)
     if bad is not None and not (dtype == np.bool_ and isinstance(bad, bool)):
-        from serving.codecs.tensor_codec import tf_type_name
-
         raise InvalidArgument(f"JSON Value: {debug_string(bad)} Type: {_json_type(bad)} is not of expected type: "
-                              f"{tf_type_name(dtype)}")
+                              f"{tensor_codec.tf_type_name(dtype)}")
     try:
         return np.asarray(value, dtype=dtype)
     except OverflowError as e:  # an integer outside the dtype's range: json_tensor.cc's TypeError for it
-        from serving.codecs.tensor_codec import tf_type_name
-
-        big = _first_out_of_range(value, np.iinfo(dtype) if dtype.kind in "iu" else None)
-        raise InvalidArgument(f"JSON Value: {debug_string(big)} Type: Number is not of expected type: "
-                              f"{tf_type_name(dtype)}") from e
+        big = _first_out_of_range(value, np.iinfo(dtype)) if dtype.kind in "iu" else None
+        raise InvalidArgument(f"JSON Value: {debug_string(value if big is None else big)} Type: Number is not of "
+                              f"expected type: {tensor_codec.tf_type_name(dtype)}") from e
     except (ValueError, TypeError) as e:
         _check_dense(value, _dense_shape(value))  # a ragged list: TF Serving's message for it
         raise InvalidArgument(f"input {name!r}: cannot convert to a {dtype} tensor ({e})") from e
 
 
 def _first_out_of_range(value: Any, limits) -> Any:
-    """The first integer leaf an integer dtype cannot hold (the whole value when none is found)."""
-    stack = [value]
-    while stack:
-        v = stack.pop(0)
-        if isinstance(v, list):
-            stack[:0] = v
-        elif isinstance(v, int) and limits is not None and not limits.min <= v <= limits.max:
-            return v
-    return value
+    """The first integer leaf of nested lists that `limits` (np.iinfo) cannot hold (None when there is none)."""
+    if isinstance(value, list):
+        for v in value:
+            big = _first_out_of_range(v, limits)
+            if big is not None:
+                return big
+        return None
+    return value if isinstance(value, int) and not limits.min <= value <= limits.max else None
 
 
 def decode_inputs(fmt: str, payload: Any, specs: dict[str, np.dtype]) -> dict[str, np.ndarray]:
