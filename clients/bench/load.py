@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 # A request function does one inference call and returns its (send_s, wait_s, recv_s) phases.
 RequestFn = Callable[[], tuple[float, float, float]]
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far, from /proc (Linux only)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -30,6 +38,7 @@ class Window:
     seconds: float
     samples: list[Sample] = field(default_factory=list)
     errors: int = 0
+    server_cpu_s: float | None = None  # the server process's CPU over the window, when its pid is known
 
     @property
     def throughput(self) -> float:
@@ -49,7 +58,10 @@ def summarize(windows: list[Window], batch: int) -> dict:
     def mean_us(attr: str) -> float:
         return float(np.mean([getattr(s, attr) for s in samples]) * 1e6) if samples else float("nan")
 
+    cpu = [w.server_cpu_s for w in windows]
     return {
+        "server_cpu_us_per_request": (sum(cpu) / len(samples) * 1e6
+                                      if samples and all(c is not None for c in cpu) else None),
         "requests": len(samples),
         "errors": sum(w.errors for w in windows),
         "seconds": round(seconds, 3),
@@ -80,8 +92,12 @@ def stable(windows: list[Window], tolerance: float = 0.10, count: int = 3) -> bo
 class LoadRunner:
     """Runs `make_request()` functions (one per worker) at a concurrency or a request rate."""
 
-    def __init__(self, make_request: Callable[[], RequestFn]):
+    def __init__(self, make_request: Callable[[], RequestFn], server_cpu: Callable[[], float] | None = None):
         self.make_request = make_request
+        self.server_cpu = server_cpu  # reads the server's CPU seconds so far (None: not measured)
+
+    def _cpu(self) -> float | None:
+        return None if self.server_cpu is None else self.server_cpu()
 
     def _timed(self, fn: RequestFn) -> Sample:
         start = time.perf_counter()
@@ -105,13 +121,15 @@ class LoadRunner:
                 with lock:
                     window.samples.append(sample)
 
-        started = time.perf_counter()
+        cpu0, started = self._cpu(), time.perf_counter()
         threads = [threading.Thread(target=loop, args=(fn,), daemon=True) for fn in workers]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         window.seconds = time.perf_counter() - started
+        if cpu0 is not None:
+            window.server_cpu_s = self._cpu() - cpu0
         return window
 
     def rate_window(self, pool: futures.ThreadPoolExecutor, workers: list[RequestFn], rate: float, poisson: bool,
@@ -122,7 +140,7 @@ class LoadRunner:
         pending = []
         next_at = time.perf_counter()
         i = 0
-        started = time.perf_counter()
+        cpu0, started = self._cpu(), time.perf_counter()
         while next_at < stop_at:
             delay = next_at - time.perf_counter()
             if delay > 0:
@@ -144,4 +162,6 @@ class LoadRunner:
             except Exception:  # counted as errors
                 window.errors += 1
         window.seconds = time.perf_counter() - started
+        if cpu0 is not None:
+            window.server_cpu_s = self._cpu() - cpu0
         return window

@@ -30,14 +30,16 @@ def format_step(s: dict) -> str:
     def us(v):
         return "n/a" if v is None else f"{v / 1000:.2f}"
 
+    cpu = s.get("server_cpu_us_per_request")
     load = f"c={s['concurrency']}" if s["request_rate"] is None else f"{s['request_rate']:g}/s"
     return (f"{load:>8} {s['throughput']:>9.1f} {s['avg_us'] / 1000:>7.2f} {s['p50_us'] / 1000:>7.2f} "
             f"{s['p90_us'] / 1000:>7.2f} {s['p95_us'] / 1000:>7.2f} {s['p99_us'] / 1000:>7.2f} "
             f"{us(s['client_send_us']):>6} {us(s['client_recv_us']):>6} {us(s['queue_us']):>6} "
             f"{us(s['compute_us']):>7} {us(s['other_us']):>6} {s['p50_ratio']:>6.2f}x {s['throughput_ratio']:>6.2f}x "
-            f"{s['throughput_ratio_batch32']:>6.2f}x {s['baseline']['drift'] * 100:>5.0f}% {s['errors']:>4}")
+            f"{s['throughput_ratio_batch32']:>6.2f}x {s['baseline']['drift'] * 100:>5.0f}% {s['errors']:>4} "
+            f"{us(cpu):>7}")
 
 
 HEADER = (f"{'load':>8} {'infer/s':>9} {'avg ms':>7} {'p50':>7} {'p90':>7} {'p95':>7} {'p99':>7} {'send':>6} "
           f"{'recv':>6} {'queue':>6} {'compute':>7} {'other':>6} {'p50/ip':>7} {'tput/ip':>7} {'b32/ip':>7} "
-          f"{'drift':>6} {'err':>4}")
+          f"{'drift':>6} {'err':>4} {'srv cpu':>7}")

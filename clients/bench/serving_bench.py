@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
+import functools
 import ipaddress
 import json
 import random
@@ -32,7 +33,7 @@ from urllib.parse import urlparse
 import numpy as np
 import orjson
 
-from clients.bench.load import LoadRunner, Window, stable, summarize
+from clients.bench.load import LoadRunner, Window, process_cpu_s, stable, summarize
 from clients.bench.open_loop import parse_rate_range, plot_curve, saturated
 from clients.bench.prometheus import ServerSplit
 from clients.bench.report import HEADER, PERF_ANALYZER_COLUMNS, csv_row, format_step
@@ -58,6 +59,7 @@ class BenchConfig:
     csv_path: Path | None
     metrics_path: str
     stop_at_saturation: bool = False
+    server_pid: int | None = None
 
 
 def check_loopback(target: str) -> None:
@@ -189,7 +191,7 @@ def run(cfg: BenchConfig) -> dict:
     before = measure_baseline()
     measured = [before]
     factory = make_request_factory(cfg, image, pixels)
-    runner = LoadRunner(factory)
+    runner = LoadRunner(factory, None if cfg.server_pid is None else functools.partial(process_cpu_s, cfg.server_pid))
     deadline = time.perf_counter() + cfg.max_seconds
     split = ServerSplit(f"{cfg.rest.rstrip('/')}{cfg.metrics_path}", cfg.model)
     steps = []
@@ -254,7 +256,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-windows", type=int, default=6, help="windows per step before giving up on stability")
     p.add_argument("--max-seconds", type=float, default=300, help="bound on the whole run")
     p.add_argument("--csv", type=Path, default=None, help="write perf_analyzer-style CSV here")
-    p.add_argument("--metrics-path", default="/monitoring/prometheus/metrics")
+    p.add_argument("--metrics-path", default="/monitoring/prometheus/metrics",
+                   help="the server's Prometheus path, for the queue/compute split (default: %(default)s)")
+    p.add_argument("--server-pid", type=int, default=None,
+                   help="the server's process id: each step then reports the server's CPU per request "
+                        "(`srv cpu`, ms; Linux only; default: not measured)")
     a = p.parse_args(argv)
     from serving.tf_logging import quiet_tensorflow
 
@@ -266,15 +272,17 @@ def main(argv: list[str] | None = None) -> int:
     cfg = BenchConfig(a.protocol, a.mode, a.grpc, a.rest, a.model, a.saved_model, a.image,
                       tuple(int(c) for c in a.concurrency.split(",") if c),
                       tuple(float(r) for r in a.request_rate.split(",") if r) + swept, a.poisson, a.warmup,
-                      a.window, a.max_windows, a.max_seconds, a.csv, a.metrics_path, stop_at_saturation=bool(swept))
+                      a.window, a.max_windows, a.max_seconds, a.csv, a.metrics_path, stop_at_saturation=bool(swept),
+                      server_pid=a.server_pid)
     print(f"{cfg.protocol} {cfg.mode} → {cfg.model}; latencies in ms; ratios against the in-process baseline (ip)")
     print(HEADER, flush=True)
     report = run(cfg)
     b = report["baseline"]
     print(f"in-process baseline (mean of {len(report['baseline_measurements'])} measurements, before and after each "
           f"step): p50 {b['p50_us'] / 1000:.2f} ms, {b['throughput']:.1f}/s single, {b['batch32_throughput']:.1f}/s "
-          "batch 32; ip = the baseline bracketing each step, b32 = its batch-32 throughput, drift = how much the "
-          "two brackets disagree")
+          f"batch 32 ({1000 / b['batch32_throughput']:.2f} ms per image); ip = the baseline bracketing each step, "
+          "b32 = its batch-32 throughput, drift = how much the two brackets disagree, srv cpu = the server "
+          "process's CPU per request")
     for side, r in report["request_bytes"].items():
         print(f"request bytes per image at {side}: b64 JPEG {r['b64_jpeg_json']:,}, JSON pixels {r['pixels_json']:,}"
               f" ({r['ratio']}x)")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import time
@@ -69,15 +68,9 @@ async def serve_canned(port_file) -> None:
     await server.wait_for_termination()
 
 
-def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measure(cfg: FloorConfig, target: str, server_pid: int) -> list[dict]:
     """Each concurrency: warm up, then one window with both processes' CPU read around it."""
-    from clients.bench.load import LoadRunner, summarize
+    from clients.bench.load import LoadRunner, process_cpu_s, summarize
     from clients.bench.request_sets import grpc_request_factory, predict_payload
 
     payload = predict_payload("floor", "serving_default", "image_bytes", [cfg.image.read_bytes()])

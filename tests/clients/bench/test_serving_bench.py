@@ -27,6 +27,25 @@ def test_summary_percentiles_and_phases():
     assert list(row) == PERF_ANALYZER_COLUMNS
 
 
+def test_server_cpu_per_request_is_summed_over_windows_and_absent_when_not_measured():
+    a, b = window(100, 0.01), window(300, 0.01)
+    assert summarize([a, b], batch=1)["server_cpu_us_per_request"] is None
+    a.server_cpu_s, b.server_cpu_s = 0.1, 0.5
+    assert summarize([a, b], batch=1)["server_cpu_us_per_request"] == pytest.approx(1500)  # 0.6 s over 400 requests
+
+
+def test_a_window_reads_the_servers_cpu_around_its_requests():
+    from clients.bench.load import LoadRunner, process_cpu_s
+
+    readings = iter([10.0, 10.25])
+    runner = LoadRunner(lambda: (lambda: (0.0, 0.0, 0.0)), server_cpu=lambda: next(readings))
+    w = runner.concurrency_window([lambda: (0.0, 0.0, 0.0)], 0.05, float("inf"))
+    assert w.server_cpu_s == pytest.approx(0.25) and w.samples
+    import os
+
+    assert process_cpu_s(os.getpid()) > 0  # this very process, read from /proc
+
+
 def test_prometheus_histogram_sums_per_model():
     text = """# TYPE :tensorflow:serving:request_latency histogram
 :tensorflow:serving:request_latency_sum{model_name="cifar10",API="predict",entrypoint="GRPC"} 500
