@@ -35,8 +35,11 @@ PRECISION_HELP = ("float32: the reference numerics; mixed_bfloat16: layers compu
                   "(faster on CPUs with AMX or AVX512-BF16, slower without: see the training-speed results; changes "
                   "the numerics); auto: mixed_bfloat16 on a CPU with bf16 units, else float32. The exported model is "
                   "float32 either way")
+DISTRIBUTE_CHOICES = ("auto", "none", "mirrored", "multi-worker")  # export.training.distribution.resolve's kinds
+DISTRIBUTE_HELP = ("tf.distribute strategy: auto (MultiWorkerMirroredStrategy when TF_CONFIG names more than one "
+                   "worker, else none), none, mirrored (all local devices), multi-worker. --batch-size is the "
+                   "global batch, split across the replicas; only the chief publishes")
 CIFAR_IMAGE_SIZE = 32  # export.data.cifar10_data.INPUT_SIZE's side, here without importing numpy
-
 
 
 def check_shift_fraction(value: float, name: str = "shift fraction") -> None:
@@ -117,6 +120,10 @@ class TrainingOptions(PublishOptions):
     strict: bool = option(False, "fail on the first corrupt image instead of skipping it")
     cache_dir: Path = option(Path(".cache"), "where extracted data sets and training checkpoints live", type=Path)
     precision: str = option("float32", PRECISION_HELP, choices=PRECISION_CHOICES)
+    distribute: str = option("auto", DISTRIBUTE_HELP, group="distributed training", choices=DISTRIBUTE_CHOICES)
+    worker_timeout: float = option(300.0, "seconds to wait for every worker of TF_CONFIG to join before giving up "
+                                   "with an error (the process is killed: exit status 137)",
+                                   group="distributed training", type=float)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -250,13 +257,14 @@ class ImagenetExportConfig(PublishOptions):
     name: str = option("imagenet", "model name in the repository", group="publishing")
 
 
-def add_options(parser: argparse.ArgumentParser, config_class: type,
-                only: tuple[str, ...] = ("data", "model", "training", "publishing")) -> None:
+OPTION_GROUPS = ("data", "model", "training", "distributed training", "publishing")  # in --help's order
+
+
+def add_options(parser: argparse.ArgumentParser, config_class: type, only: tuple[str, ...] = OPTION_GROUPS) -> None:
     """One option per field of `config_class` in the argument groups named in `only`, defaults shown in the help
     (fields of the other groups keep their defaults in `from_args`)."""
     groups: dict[str, argparse._ArgumentGroup] = {}
-    for f in sorted(dataclasses.fields(config_class), key=lambda f: ("data", "model", "training", "publishing")
-                    .index(f.metadata["group"])):
+    for f in sorted(dataclasses.fields(config_class), key=lambda f: OPTION_GROUPS.index(f.metadata["group"])):
         meta = f.metadata
         if meta["group"] not in only:
             continue

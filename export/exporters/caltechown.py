@@ -11,7 +11,7 @@ import numpy as np
 
 from export.data.caltechown_data import load as load_caltechown
 from export.data.image_data import LabeledImages, stratified_split
-from export.exporters.pipeline import run_export, train_settings
+from export.exporters.pipeline import run_export, start_distribution, train_settings
 from export.models.inference_views import with_test_time_flip
 from export.models.transfer_model import build_classifier, resolve_project_model, unfreeze_top
 from export.publish.publishing import TrainedModel
@@ -53,9 +53,10 @@ def run(cfg: CaltechownConfig) -> dict:
     return run_export(cfg, train)
 
 
-def train(cfg: CaltechownConfig) -> tuple[TrainedModel, LabeledImages]:
+def train(cfg: CaltechownConfig) -> tuple[TrainedModel | None, LabeledImages]:
     """Load and split the photos, build the classifier on its backbone, fit the head then fine-tune, evaluate."""
     started = time.monotonic()
+    distribution = start_distribution(cfg)
     size = (cfg.input_size, cfg.input_size)
     data = load_caltechown(cfg.data, list(cfg.own), size, cfg.cache_dir, cfg.strict)
     rest, test = stratified_split(data.images, cfg.test_split, cfg.seed)
@@ -70,10 +71,10 @@ def train(cfg: CaltechownConfig) -> tuple[TrainedModel, LabeledImages]:
     build = functools.partial(build_classifier, len(train.class_names), cfg.input_size, cfg.backbone,
                               augment=cfg.augment, seed=cfg.seed, backbone_from=backbone_from)
     weights = balanced_class_weights(train) if cfg.class_weights else None
-    settings = train_settings(cfg, class_weight=weights)
+    settings = train_settings(cfg, distribution, class_weight=weights)
     steps = -(-len(train) // cfg.batch_size)
     precision = resolve_precision(cfg.precision)
-    with training_precision(precision):
+    with training_precision(precision), distribution.strategy.scope():
         model, base = build(weights=cfg.weights)
         model.compile(keras.optimizers.Adam(learning_rate(cfg.learning_rate, cfg.lr_schedule, cfg.epochs, steps)),
                       "sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -89,9 +90,12 @@ def train(cfg: CaltechownConfig) -> tuple[TrainedModel, LabeledImages]:
             phases.update(fine_tune_epochs_run=len(tuned.get("loss", [])),
                           fine_tune_restored_epoch=tuned.restored_epoch)
             history = {k: history.get(k, []) + tuned.get(k, []) for k in set(history) | set(tuned)}
-    # Evaluated, gated and exported in float32 whatever trained it; the float32 copy's backbone is built without
-    # downloading weights (the trained ones replace them).
-    model = as_float32(model, lambda: build(weights="none")[0])
+    if not distribution.is_chief:
+        logger.info("%s: training done; the chief evaluates and publishes", distribution.task.name)
+        return None, test
+    # Evaluated, gated and exported in float32 whatever trained it and outside any distribution strategy; the copy's
+    # backbone is built without downloading weights (the trained ones replace them).
+    model = as_float32(model, lambda: build(weights="none")[0], rebuild=distribution.distributed)
     plain = None
     if cfg.test_time_flip:
         plain = evaluate(model, test)["test_accuracy"]
@@ -118,6 +122,7 @@ def train(cfg: CaltechownConfig) -> tuple[TrainedModel, LabeledImages]:
                          "input_size": cfg.input_size, "augment": cfg.augment,
                          "test_time_flip": cfg.test_time_flip, "test_accuracy_without_flip": plain,
                          "class_weights": cfg.class_weights, "precision": precision, "seed": cfg.seed,
+                         "distribution": distribution.metadata(cfg.batch_size),
                          # both phases' time and images/s; `phases` then gives each phase's own epochs_run
                          **fit_figures(history, len(train)), **phases,
                          "seconds": round(time.monotonic() - started, 1)},

@@ -8,7 +8,7 @@ import time
 
 from export.data import cifar10_data
 from export.data.image_data import LabeledImages, limit_then_split
-from export.exporters.pipeline import run_export, train_settings
+from export.exporters.pipeline import run_export, start_distribution, train_settings
 from export.models.cifar10_recipe import loss, model_builder, optimizer, optimizer_name
 from export.models.inference_views import view_count, with_test_time_views
 from export.publish.publishing import TrainedModel
@@ -34,11 +34,12 @@ def run(cfg: CifarExportConfig) -> dict:
     return run_export(cfg, train)
 
 
-def train(cfg: CifarExportConfig) -> tuple[TrainedModel, LabeledImages]:
+def train(cfg: CifarExportConfig) -> tuple[TrainedModel | None, LabeledImages]:
     """Load, split, build the CNN of the recipe, fit, add the test-time views, evaluate."""
     recipe = cfg.recipe_values
     flip, shift, vertical = recipe.test_time_flip, recipe.test_time_shift, recipe.test_time_vertical
     started = time.monotonic()
+    distribution = start_distribution(cfg)
     splits = load_splits(cfg)
     class_names = list(splits.train.class_names)
     train_images, val = limit_then_split(splits.train, cfg.limit, cfg.val_split, cfg.seed)
@@ -47,7 +48,7 @@ def train(cfg: CifarExportConfig) -> tuple[TrainedModel, LabeledImages]:
     build = model_builder(cfg, len(class_names))
     steps_per_epoch = max(1, -(-len(train_images) // cfg.batch_size))
     precision = resolve_precision(recipe.precision)
-    with training_precision(precision):
+    with training_precision(precision), distribution.strategy.scope():
         model = build()
         model.compile(
             optimizer=optimizer(cfg, steps_per_epoch),
@@ -55,9 +56,13 @@ def train(cfg: CifarExportConfig) -> tuple[TrainedModel, LabeledImages]:
             metrics=["accuracy"],
         )
         fit_started = time.monotonic()
-        history = fit(model, train_images, val, train_settings(cfg),
+        history = fit(model, train_images, val, train_settings(cfg, distribution),
                       test_each_epoch=splits.test if cfg.test_each_epoch else None)
-    model = as_float32(model, build)  # evaluated, gated and exported in float32 whatever trained it
+    if not distribution.is_chief:
+        logger.info("%s: training done; the chief evaluates and publishes", distribution.task.name)
+        return None, splits.test
+    # evaluated, gated and exported in float32 whatever trained it, and outside any distribution strategy
+    model = as_float32(model, build, rebuild=distribution.distributed)
     speed = fit_figures(history, len(train_images), fallback_seconds=time.monotonic() - fit_started)
     plain = flip_only = None
     views = view_count(flip, shift, vertical)
@@ -91,7 +96,8 @@ def train(cfg: CifarExportConfig) -> tuple[TrainedModel, LabeledImages]:
                 "test_time_views": views,
                 "test_accuracy_without_flip": plain, "test_accuracy_flip_only": flip_only,
                 "epochs": cfg.epochs, "epochs_run": speed["epochs_run"], "restored_epoch": history.restored_epoch,
-                "batch_size": cfg.batch_size, "seed": cfg.seed, "test_each_epoch": cfg.test_each_epoch,
+                "batch_size": cfg.batch_size, "seed": cfg.seed,
+                "distribution": distribution.metadata(cfg.batch_size), "test_each_epoch": cfg.test_each_epoch,
                 "seconds": round(time.monotonic() - started, 1),
                 "fit_seconds": speed["fit_seconds"], "images_per_second": speed["images_per_second"],
             },

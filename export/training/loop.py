@@ -32,6 +32,18 @@ class TrainSettings:
     early_stopping: int | None = None
     class_weight: dict[int, float] | None = None
     log_every_steps: int = 100  # progress lines when output is not a terminal (0: none)
+    # Multi-worker training (export.training.distribution): this task's name ("worker:1"), and whether it is the
+    # chief, which alone writes TensorBoard logs, the history and the shared checkpoint directory.
+    task: str | None = None
+    chief: bool = True
+
+    @property
+    def backup_dir(self) -> Path | None:
+        """Where this task's epoch checkpoints go: the checkpoint directory for the chief, a sibling of it for
+        every other worker (their checkpoints are identical: one writer per directory)."""
+        if self.checkpoint_dir is None or self.chief:
+            return self.checkpoint_dir
+        return self.checkpoint_dir.with_name(f"{self.checkpoint_dir.name}.{self.task.replace(':', '-')}")
 
 
 class FitHistory(dict):
@@ -149,6 +161,9 @@ def _duration(seconds: float) -> str:
 def input_pipeline(data: LabeledImages, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
     """uint8 images cached, shuffled over the whole set, batched, cast to float32 0..255, prefetched.
 
+    Under a multi-worker strategy every worker builds this same pipeline (same seed, hence the same order) and
+    keeps every N-th batch of it (tf.data's DATA sharding): the workers' batches never overlap.
+
     The shuffle buffer holds every image (uint8, 150 MB for CIFAR-10): loaders return images grouped by class,
     and a smaller buffer would fill batches with one or two classes and skew the batch-norm statistics.
     """
@@ -158,7 +173,9 @@ def input_pipeline(data: LabeledImages, batch_size: int, shuffle: bool, seed: in
     ds = ds.batch(batch_size).map(
         lambda img, label: (tf.cast(img, tf.float32), label), num_parallel_calls=tf.data.AUTOTUNE
     )
-    return ds.prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: TrainSettings,
@@ -172,21 +189,24 @@ def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: 
     if test_each_epoch is not None and len(test_each_epoch):
         test = input_pipeline(test_each_epoch, settings.batch_size, shuffle=False, seed=settings.seed)
         callbacks.append(EpochTestEvaluation(test))
-    if settings.logdir:
+    if settings.logdir and settings.chief:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(settings.logdir), histogram_freq=0))
     earlier: dict[str, list[float]] = {}
-    if settings.checkpoint_dir:
-        if not settings.resume and settings.checkpoint_dir.exists():
-            shutil.rmtree(settings.checkpoint_dir)
-        elif settings.resume and settings.checkpoint_dir.exists():
+    backup = settings.backup_dir
+    # A worker of a multi-worker run always resumes: a restarted worker (or Job pod) must continue where the
+    # cluster's last epoch checkpoint left off, or the workers would disagree on the epoch they are in.
+    resume = settings.resume or settings.task is not None
+    if backup:
+        if not resume and backup.exists():
+            shutil.rmtree(backup)
+        elif resume and backup.exists():
             earlier = restored_history(settings.checkpoint_dir)
-            logger.info("resuming from checkpoint in %s after epoch %d", settings.checkpoint_dir,
-                        len(earlier.get("loss", [])))
-    record = EpochRecord(settings.checkpoint_dir, earlier)
+            logger.info("resuming from checkpoint in %s after epoch %d", backup, len(earlier.get("loss", [])))
+    record = EpochRecord(settings.checkpoint_dir if settings.chief else None, earlier)
     callbacks.append(record)
-    if settings.checkpoint_dir:
+    if backup:
         # Saves model + optimizer + epoch every epoch; deleted (with history.json) after a completed fit.
-        callbacks.append(keras.callbacks.BackupAndRestore(str(settings.checkpoint_dir), delete_checkpoint=True))
+        callbacks.append(keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=True))
     stopper = None
     if settings.early_stopping and len(val):
         stopper = keras.callbacks.EarlyStopping(patience=settings.early_stopping, restore_best_weights=True)

@@ -76,10 +76,12 @@ def training_precision(precision: str) -> Iterator[None]:
         keras.mixed_precision.set_global_policy(previous)
 
 
-def as_float32(model: keras.Model, build: Callable[[], keras.Model]) -> keras.Model:
+def as_float32(model: keras.Model, build: Callable[[], keras.Model], rebuild: bool = False) -> keras.Model:
     """`model` itself when it computes in float32, else a float32 model from `build` (the same architecture,
-    built under the float32 policy) holding `model`'s trained weights, which mixed precision keeps in float32."""
-    if model.dtype_policy.name == "float32":
+    built under the float32 policy) holding `model`'s trained weights, which mixed precision keeps in float32.
+    `rebuild`: a new model in any case (one trained under a distribution strategy is rebuilt outside it, so that
+    evaluating and exporting it runs in this process alone)."""
+    if model.dtype_policy.name == "float32" and not rebuild:
         return model
     with training_precision("float32"):
         copy = build()

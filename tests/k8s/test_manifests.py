@@ -87,7 +87,7 @@ def test_args_match_dockerfile_and_thread_pools_match_cpu_limit(overlay):
 
 def test_image_set_in_one_place():
     hits = [p for p in (ROOT / "k8s").rglob("*.yaml") if "newTag" in p.read_text()]
-    assert [p.relative_to(ROOT).as_posix() for p in hits] == ["k8s/base/kustomization.yaml"]
+    assert [p.relative_to(ROOT).as_posix() for p in hits] == ["k8s/components/images/kustomization.yaml"]
 
 
 @pytest.mark.parametrize(("overlay", "sources"), [
@@ -154,7 +154,7 @@ def test_service_monitor_scrapes_the_http_port():
     assert sm["spec"]["endpoints"][0]["path"] == "/monitoring/prometheus/metrics"
 
 
-@pytest.mark.parametrize("overlay", ["overlays/prod", "overlays/pvc", "overlays/dev"])
+@pytest.mark.parametrize("overlay", ["overlays/prod", "overlays/pvc", "overlays/dev", "training"])
 def test_checkov_passes_except_listed_skips(overlay, tmp_path):
     checkov = shutil.which("checkov") or os.environ.get("CHECKOV") or str(ROOT / ".venv-tools" / "bin" / "checkov")
     if not Path(checkov).exists():
