@@ -116,7 +116,7 @@ def published(repo: Path) -> list[str]:
 @pytest.mark.slow
 def test_two_local_workers_publish_one_version_that_names_its_cluster(tmp_path):
     shared_file("cifar10-train-jpg.tar.gz")
-    args = ["--data", str(SHARED), "--limit", "4000", "--epochs", "2", "--batch-size", "32", "--val-split", "0"]
+    args = ["--data", str(SHARED), "--limit", "10000", "--epochs", "2", "--batch-size", "32", "--val-split", "0"]
     # one process first (it also extracts the data into the cache the workers then share)
     alone = subprocess.run(export_cmd(tmp_path / "alone", tmp_path / "cache", *args, "--name", "alone"), cwd=ROOT,
                            capture_output=True, text=True, timeout=400)
@@ -135,7 +135,7 @@ def test_two_local_workers_publish_one_version_that_names_its_cluster(tmp_path):
     assert dist["per_replica_batch_size"] == 16 and dist["task"] == "worker:0"
     # the same data, epochs and global batch in one process: the accuracies on the 2,000 test images agree within
     # the run-to-run noise of so short a fit (different reduction order, per-replica batch-norm statistics)
-    assert single > 0.15 and abs(chief["metrics"]["test_accuracy"] - single) <= 0.08, (chief["metrics"], single)
+    assert single > 0.3 and abs(chief["metrics"]["test_accuracy"] - single) <= 0.08, (chief["metrics"], single)
 
 
 @pytest.mark.slow
