@@ -15,7 +15,7 @@ COMMANDS = [
     ("clients", "predict"),
     ("clients.grpc_client",), ("clients.rest_client",), ("clients.bench",), ("clients.bench.loader",),
     ("clients.parity",), ("clients.bench.soak_swaps",), ("clients.bench.fuzz_apis",),
-    ("clients.bench.transport_floor",), ("clients.demo",),
+    ("clients.bench.transport_floor",), ("clients.demo",), ("clients.canary",),
 ]
 PROBE = """
 import runpy, sys

@@ -14,7 +14,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_VERSION = "1.33.0"
-OVERLAYS = ["", "overlays/dev", "overlays/prod", "overlays/pvc", "overlays/canary", "overlays/prometheus-operator"]
+OVERLAYS = ["", "overlays/dev", "overlays/prod", "overlays/pvc", "overlays/canary", "overlays/prometheus-operator",
+            "overlays/canary-pods"]
 # checkov checks that do not apply, each with its reason.
 CHECKOV_SKIPS = {
     "CKV_K8S_43": "the image is pinned by tag in one place (kustomize images:); the digest is only known after the "
