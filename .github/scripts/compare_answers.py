@@ -20,7 +20,7 @@ def main(paths: list[str]) -> int:
     if not paths or len(paths) % 2:
         print(__doc__, file=sys.stderr)
         return 2
-    for a_path, b_path in zip(paths[::2], paths[1::2]):
+    for a_path, b_path in zip(paths[::2], paths[1::2], strict=True):
         a, b = answers(a_path), answers(b_path)
         if not a or a.keys() != b.keys():
             print(f"{a_path} and {b_path} answer different images: {sorted(a)} / {sorted(b)}")
@@ -28,8 +28,8 @@ def main(paths: list[str]) -> int:
         for image in sorted(a):
             labels_a = [t["label"] for t in a[image]]
             labels_b = [t["label"] for t in b[image]]
-            worst = max(abs(x["score"] - y["score"]) for x, y in zip(a[image], b[image]))
-            if labels_a != labels_b or worst > 1e-5:
+            worst = max(abs(x["score"] - y["score"]) for x, y in zip(a[image], b[image], strict=False))
+            if labels_a != labels_b or worst > 1e-5:  # (equal labels: equal lengths)
                 print(f"{image}: {a_path} says {a[image]}, {b_path} says {b[image]}")
                 return 1
         print(f"{a_path} = {b_path}: {len(a)} images, same top-k labels and scores")

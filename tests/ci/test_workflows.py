@@ -110,3 +110,18 @@ def test_the_script_for_a_docker_machine_is_valid_shell_and_documented():
     assert os.access(SCRIPT, os.X_OK)
     assert "real-server.sh" in (ROOT / "docs" / "development.md").read_text()
     assert "real-server:" in (ROOT / "Makefile").read_text()
+
+
+def test_the_answer_comparison_accepts_equal_answers_and_names_a_difference(tmp_path):
+    row = {"image": "ci-images/00.jpg", "model": "cifar10", "version": 1,
+           "top": [{"label": "cat", "class_id": 3, "score": 0.9}, {"label": "dog", "class_id": 5, "score": 0.1}]}
+    same, close, other = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    same.write_text(json.dumps(row) + "\n")
+    close.write_text(json.dumps({**row, "image": "/elsewhere/00.jpg",
+                                 "top": [{**row["top"][0], "score": 0.900001}, row["top"][1]]}) + "\n")
+    other.write_text(json.dumps({**row, "top": row["top"][::-1]}) + "\n")
+    script = str(ROOT / ".github" / "scripts" / "compare_answers.py")
+    ok = subprocess.run([sys.executable, script, str(same), str(close)], capture_output=True, text=True)
+    assert ok.returncode == 0 and "same top-k labels and scores" in ok.stdout
+    bad = subprocess.run([sys.executable, script, str(same), str(other)], capture_output=True, text=True)
+    assert bad.returncode == 1 and "00.jpg" in bad.stdout
