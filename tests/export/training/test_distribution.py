@@ -93,6 +93,20 @@ def export_cmd(repo: Path, cache: Path, *extra: str) -> list[str]:
             "--cache-dir", str(cache), "--log-every-steps", "0", *extra]
 
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_worker_left_behind():
+    """A test that fails while workers run must not leave them waiting for each other after it."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def start_workers(tmp_path: Path, workers: list[str], indexes, args: list[str], tag: str) -> dict:
     """One export process per index, TF_CONFIG naming `workers`, output in <tag>-worker<i>.log."""
     procs = {}
@@ -101,6 +115,7 @@ def start_workers(tmp_path: Path, workers: list[str], indexes, args: list[str], 
         with open(tmp_path / f"{tag}-worker{i}.log", "w") as log:  # the child keeps its own descriptor
             procs[i] = subprocess.Popen(export_cmd(tmp_path / "repo", tmp_path / "cache", *args), env=env, cwd=ROOT,
                                         stdout=log, stderr=subprocess.STDOUT)
+        STARTED.append(procs[i])
     return procs
 
 
