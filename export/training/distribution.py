@@ -52,8 +52,13 @@ class ClusterTask:
         return f"{self.task_type}:{self.task_index}"
 
     @property
+    def worker_id(self) -> int:
+        """This task's position among all training tasks (the chief first): its input shard."""
+        return self.task_index + (1 if self.has_chief and self.task_type == "worker" else 0)
+
+    @property
     def address(self) -> str:
-        return self.workers[self.task_index + (1 if self.has_chief and self.task_type == "worker" else 0)]
+        return self.workers[self.worker_id]
 
 
 def read_tf_config(environ: Mapping[str, str]) -> ClusterTask | None:
