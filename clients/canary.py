@@ -21,6 +21,7 @@ line. Exit status: 0 promoted, 1 rolled back, 2 inconclusive, 3 error (Prometheu
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import math
@@ -130,21 +131,16 @@ def apply(decision: str, cfg: CanaryConfig) -> Path | None:
     entry = _model_entry(config, cfg.model, target)
     entry.model_version_policy.CopyFrom(winner.model_version_policy)
     entry.ClearField("version_labels")  # labels may name versions this track no longer serves
-    header = "".join(line for line in _leading_comments(target.read_text()))
+    header = _leading_comments(target.read_text())
     partial = target.with_name(f".{target.name}.tmp")
     partial.write_text(header + text_format.MessageToString(config))
     os.replace(partial, target)
     return target
 
 
-def _leading_comments(text: str) -> list[str]:
+def _leading_comments(text: str) -> str:
     """The comment lines a config file starts with (kept when it is rewritten)."""
-    lines = []
-    for line in text.splitlines(keepends=True):
-        if not line.startswith("#"):
-            break
-        lines.append(line)
-    return lines
+    return "".join(itertools.takewhile(lambda line: line.startswith("#"), text.splitlines(keepends=True)))
 
 
 def run(cfg: CanaryConfig) -> dict:

@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
 from clients.canary import CanaryConfig, TrackFigures, apply, decide
 from serving.lifecycle.config_files import load_model_server_config
@@ -30,12 +29,13 @@ def config(tmp_path: Path, **overrides) -> CanaryConfig:
     return CanaryConfig(**{**values, **overrides})
 
 
-def model_config(path: Path, base: Path, version: int) -> Path:
+def model_config(path: Path, base: Path, version: int, other: bool = True) -> Path:
+    """A ModelServerConfig serving `version` of half_plus_two (and, with `other`, a second model entry)."""
+    second = f'  config {{ name: "other" base_path: "{base}" model_platform: "tensorflow" }}\n' if other else ""
     path.write_text(f"""model_config_list {{
   config {{ name: "half_plus_two" base_path: "{base}" model_platform: "tensorflow"
            model_version_policy {{ specific {{ versions: {version} }} }} }}
-  config {{ name: "other" base_path: "{base}" model_platform: "tensorflow" }}
-}}
+{second}}}
 """)
     return path
 
@@ -101,21 +101,18 @@ def broken_copy(source: Path, target: Path) -> Path:
 def canary_run(tmp_path: Path, source: Path, canary_breaks: bool) -> tuple[int, dict, list[int], list[int]]:
     """Stable on version 1, canary on version 2 (broken or not), the same traffic to both, then the analysis;
     returns its exit status, report, and the versions the stable and canary servers serve afterwards."""
-    from tests.monitoring.test_alerts_and_dashboard import free_port, tool
+    from tests.monitoring.prometheus_server import running_prometheus, tool
     from tests.serving.conftest import install_version, start_server
 
-    prometheus = tool("prometheus")
+    tool("prometheus")
     base = tmp_path / "models" / "half_plus_two"
     install_version(source, base, 1)
     if canary_breaks:
         broken_copy(source, base / "2")
     else:
         install_version(source, base, 2)
-    configs = {"stable": model_config(tmp_path / "stable.config", base, 1),
-               "canary": model_config(tmp_path / "canary.config", base, 2)}
-    configs["stable"].write_text(configs["stable"].read_text().replace(
-        '  config { name: "other" base_path: "' + str(base) + '" model_platform: "tensorflow" }\n', ""))
-    configs["canary"].write_text(configs["stable"].read_text().replace("versions: 1", "versions: 2"))
+    configs = {"stable": model_config(tmp_path / "stable.config", base, 1, other=False),
+               "canary": model_config(tmp_path / "canary.config", base, 2, other=False)}
     monitoring = ROOT / "k8s/base/config/monitoring.config"
     servers = {track: start_server("local", [f"--model_config_file={path}", "--model_config_file_poll_wait_seconds=1",
                                              f"--monitoring_config_file={monitoring}"], tmp_path)
@@ -123,17 +120,10 @@ def canary_run(tmp_path: Path, source: Path, canary_breaks: bool) -> tuple[int, 
     try:
         for track, server in servers.items():
             server.wait_available("half_plus_two", version=1 if track == "stable" else 2)
-        port = free_port()
-        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s"},
-            "scrape_configs": [{"job_name": "tfserving", "metrics_path": "/monitoring/prometheus/metrics",
-                                "static_configs": [{"targets": [f"127.0.0.1:{s.rest_port}"], "labels": {"track": t}}
-                                                   for t, s in servers.items()]}]}))
-        with open(tmp_path / "prometheus.log", "w") as log:
-            prom = subprocess.Popen([prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
-                                     f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                                     f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
-        try:
+        scrape = [{"job_name": "tfserving", "metrics_path": "/monitoring/prometheus/metrics",
+                   "static_configs": [{"targets": [f"127.0.0.1:{s.rest_port}"], "labels": {"track": t}}
+                                      for t, s in servers.items()]}]
+        with running_prometheus(tmp_path, scrape) as url:
             body = json.dumps({"instances": [{"x": 1.0}, {"x": 2.0}]}).encode()  # named: the broken canary refuses it
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:  # the same requests to both tracks, as a traffic split sends them
@@ -145,14 +135,11 @@ def canary_run(tmp_path: Path, source: Path, canary_breaks: bool) -> tuple[int, 
                         assert canary_breaks and e.code == 400
                 time.sleep(0.02)
             time.sleep(3)
-            out = subprocess.run([sys.executable, "-m", "clients.canary", "--prometheus", f"http://127.0.0.1:{port}",
+            out = subprocess.run([sys.executable, "-m", "clients.canary", "--prometheus", url,
                                   "--model", "half_plus_two", "--stable-config", str(configs["stable"]),
                                   "--canary-config", str(configs["canary"]), "--window", "1m",
                                   "--min-requests", "50", "--max-latency-increase", "3"],
                                  cwd=ROOT, capture_output=True, text=True, timeout=60)
-        finally:
-            prom.terminate()
-            prom.wait(30)
         report = json.loads(out.stdout.strip().splitlines()[-1])
         # the servers follow their config files: the losing track ends on the winner's version
         winner = 2 if out.returncode == 0 else 1

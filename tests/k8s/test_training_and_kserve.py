@@ -10,27 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from export.training.distribution import read_tf_config
-from tests.k8s.test_manifests import K8S_VERSION, by_kind, dockerfile_cmd, render
+from tests.k8s.test_manifests import by_kind, dockerfile_cmd, render, validate_with_kubernetes_schemas
 
 ROOT = Path(__file__).resolve().parents[2]
 KSERVE_SCHEMA = Path(__file__).parent / "schemas" / "kserve-inferenceservice-v1beta1.json"
-
-
-def validate_core(docs: list[dict], tmp_path: Path) -> None:
-    validator = Path(sys.executable).parent / "kubernetes-validate"
-    if not validator.exists():
-        pytest.skip("kubernetes-validate not installed")
-    for i, doc in enumerate(docs):
-        if doc["apiVersion"].startswith("serving.kserve.io/"):
-            continue  # a CRD: validated against KServe's schema below
-        f = tmp_path / f"{i}.yaml"
-        f.write_text(yaml.safe_dump(doc))
-        out = subprocess.run([str(validator), "--strict", "-k", K8S_VERSION, "--quiet", str(f)],
-                             capture_output=True, text=True)
-        assert out.returncode == 0 and "ERROR" not in out.stdout, f"{doc['kind']}: {out.stdout}{out.stderr}"
 
 
 def job_env(job: dict) -> dict[str, str]:
@@ -51,7 +36,7 @@ def worker_tf_config(script: str, env: dict[str, str], index: int, tmp_path: Pat
 def test_training_renders_and_validates_against_kubernetes_schemas(tmp_path):
     docs = render("training")
     assert sorted(d["kind"] for d in docs) == ["ConfigMap", "Job", "NetworkPolicy", "Service"]
-    validate_core(docs, tmp_path)
+    validate_with_kubernetes_schemas(docs, tmp_path)
 
 
 def test_each_worker_gets_its_own_tf_config_naming_every_worker(tmp_path):
@@ -126,7 +111,7 @@ def test_kserve_overlay_renders_an_inference_service_valid_against_kserves_crd(t
 
     docs = render("overlays/kserve")
     assert sorted(d["kind"] for d in docs) == ["InferenceService", "Namespace"]
-    validate_core(docs, tmp_path)
+    validate_with_kubernetes_schemas(docs, tmp_path)
     isvc = by_kind(docs, "InferenceService")
     assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
     schema = strict(json.loads(KSERVE_SCHEMA.read_text()))

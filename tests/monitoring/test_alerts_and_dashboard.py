@@ -10,7 +10,6 @@ import io
 import json
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -22,17 +21,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.monitoring.prometheus_server import query, running_prometheus, tool
+
 ROOT = Path(__file__).resolve().parents[2]
 OVERLAY = ROOT / "k8s" / "overlays" / "prometheus-operator"
 RULES = OVERLAY / "tfserving.rules.yaml"
 DASHBOARD = OVERLAY / "dashboards" / "tfserving.json"
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if not path:
-        pytest.skip(f"{name} is not installed (Debian's `prometheus` package provides it; .ci/run installs it)")
-    return path
 
 
 def alert_rules() -> list[dict]:
@@ -104,18 +98,6 @@ class StandIn(BaseHTTPRequestHandler):
         pass
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def query(base: str, expr: str) -> dict:
-    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return json.loads(r.read())
-
-
 def jpeg() -> str:
     from PIL import Image
 
@@ -137,7 +119,7 @@ def selectors(expr: str) -> list[tuple[str, set[str]]]:
 def test_a_real_prometheus_returns_data_for_every_dashboard_query_and_alert(tmp_path, exported_cifar10):
     from tests.serving.conftest import start_server
 
-    prometheus = tool("prometheus")
+    tool("prometheus")
     base = tmp_path / "models" / "cifar10"
     shutil.copytree(exported_cifar10, base / "1")
     stand_in = ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
@@ -146,47 +128,33 @@ def test_a_real_prometheus_returns_data_for_every_dashboard_query_and_alert(tmp_
             f"--batching_parameters_file={ROOT / 'k8s/base/config/batching.config'}",
             f"--monitoring_config_file={ROOT / 'k8s/base/config/monitoring.config'}",
             "--file_system_poll_wait_seconds=1"]
-    with start_server("local", args, tmp_path) as server:
+    with start_server("local", args, tmp_path) as server, contextlib.ExitStack() as stack:
+        stack.callback(stand_in.shutdown)
         server.wait_available("cifar10")
-        port = free_port()
-        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(RULES)],
-            "scrape_configs": [
-                {"job_name": "tfserving", "metrics_path": "/monitoring/prometheus/metrics",
-                 "static_configs": [{"targets": [f"127.0.0.1:{server.rest_port}"]}]},
-                {"job_name": "kube-state-metrics",
-                 "static_configs": [{"targets": [f"127.0.0.1:{stand_in.server_address[1]}"]}]},
-            ]}))
-        with open(tmp_path / "prometheus.log", "w") as log:
-            prom = subprocess.Popen([prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
-                                     f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                                     f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            # load: good and bad requests over REST, and a version that fails to load beside the served one
-            body = json.dumps({"instances": [{"b64": jpeg()}]}).encode()
-            (base / "2").mkdir()
-            (base / "2" / "saved_model.pb").write_bytes(b"not a SavedModel")
-            deadline = time.monotonic() + 12
-            while time.monotonic() < deadline:
-                for payload in (body, b'{"instances": "not a list"}'):
-                    req = urllib.request.Request(f"{server.rest}/v1/models/cifar10:predict", data=payload)
-                    with contextlib.suppress(urllib.error.HTTPError):  # the bad one: 400, counted by status
-                        urllib.request.urlopen(req, timeout=10).read()
-                time.sleep(0.05)
-            time.sleep(3)  # the last scrapes
-            empty = [e for e in dashboard_queries() if not query(url, e)["data"]["result"]]
-            assert empty == [], f"dashboard queries without data: {empty}"
-            for rule in alert_rules():
-                assert query(url, rule["expr"])["status"] == "success", rule["alert"]
-                for name, labels in selectors(rule["expr"]):
-                    grouped = query(url, f"group by ({', '.join(sorted(labels))}) ({name})")["data"]["result"]
-                    assert grouped, f"{rule['alert']}: no series of {name}"
-                    assert any(labels <= {k for k, v in s["metric"].items() if v} for s in grouped), (rule, name)
-            failed = query(url, ':tensorflow:cc:saved_model:load_attempt_count{status!="success"}')["data"]["result"]
-            assert failed and failed[0]["metric"]["model_path"].endswith("/2")
-        finally:
-            prom.terminate()
-            prom.wait(30)
-            stand_in.shutdown()
+        scrape = [{"job_name": "tfserving", "metrics_path": "/monitoring/prometheus/metrics",
+                   "static_configs": [{"targets": [f"127.0.0.1:{server.rest_port}"]}]},
+                  {"job_name": "kube-state-metrics",
+                   "static_configs": [{"targets": [f"127.0.0.1:{stand_in.server_address[1]}"]}]}]
+        url = stack.enter_context(running_prometheus(tmp_path, scrape, [RULES]))
+        # load: good and bad requests over REST, and a version that fails to load beside the served one
+        body = json.dumps({"instances": [{"b64": jpeg()}]}).encode()
+        (base / "2").mkdir()
+        (base / "2" / "saved_model.pb").write_bytes(b"not a SavedModel")
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            for payload in (body, b'{"instances": "not a list"}'):
+                req = urllib.request.Request(f"{server.rest}/v1/models/cifar10:predict", data=payload)
+                with contextlib.suppress(urllib.error.HTTPError):  # the bad one: 400, counted by status
+                    urllib.request.urlopen(req, timeout=10).read()
+            time.sleep(0.05)
+        time.sleep(3)  # the last scrapes
+        empty = [e for e in dashboard_queries() if not query(url, e)["data"]["result"]]
+        assert empty == [], f"dashboard queries without data: {empty}"
+        for rule in alert_rules():
+            assert query(url, rule["expr"])["status"] == "success", rule["alert"]
+            for name, labels in selectors(rule["expr"]):
+                grouped = query(url, f"group by ({', '.join(sorted(labels))}) ({name})")["data"]["result"]
+                assert grouped, f"{rule['alert']}: no series of {name}"
+                assert any(labels <= {k for k, v in s["metric"].items() if v} for s in grouped), (rule, name)
+        failed = query(url, ':tensorflow:cc:saved_model:load_attempt_count{status!="success"}')["data"]["result"]
+        assert failed and failed[0]["metric"]["model_path"].endswith("/2")

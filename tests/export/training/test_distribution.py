@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 from export.training.distribution import read_tf_config, resolve
 from export.training.loop import TrainSettings
 from tests.conftest import SHARED, shared_file
+from tests.serving.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -77,13 +77,7 @@ def test_only_the_chief_writes_the_shared_checkpoint_directory(tmp_path):
 # --- real workers: separate processes on loopback ports ---------------------------------------------------------
 
 def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+    return [free_port() for _ in range(n)]
 
 
 def export_cmd(repo: Path, cache: Path, *extra: str) -> list[str]:
