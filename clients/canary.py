@@ -11,11 +11,13 @@ ServiceMonitor's pod target label, or a static label in a plain scrape config). 
 
 Decision, over `--window`: **rollback** when the canary's share of failed requests (any status but OK) exceeds the
 stable's by more than `--max-error-ratio-increase`, or its p99 latency (successful requests) exceeds the stable's by
-more than `--max-latency-increase`; **inconclusive** (nothing changes) when either track served fewer than
-`--min-requests`; **promote** otherwise. Promote: the stable config's version policy for the model becomes the
-canary's (the stable servers load the canary version by polling their config); rollback: the canary config's becomes
-the stable's. Each file is rewritten atomically. The figures and the decision are logged and printed as one JSON
-line. Exit status: 0 promoted, 1 rolled back, 2 inconclusive, 3 error (Prometheus unreachable, bad config).
+more than `--max-latency-increase` (relative) and by more than `--latency-tolerance-ms` (absolute: a few slow
+requests of a sub-millisecond model are noise, not a regression); **inconclusive** (nothing changes) when either
+track served fewer than `--min-requests`; **promote** otherwise. Promote: the stable config's version policy for the
+model becomes the canary's (the stable servers load the canary version by polling their config); rollback: the
+canary config's becomes the stable's. Each file is rewritten atomically. The figures and the decision are logged and
+printed as one JSON line. Exit status: 0 promoted, 1 rolled back, 2 inconclusive, 3 error (Prometheus unreachable,
+bad config).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ class CanaryConfig:
     window: str
     max_error_ratio_increase: float
     max_latency_increase: float
+    latency_tolerance_ms: float
     min_requests: int
     dry_run: bool
 
@@ -102,9 +105,10 @@ def decide(stable: TrackFigures, canary: TrackFigures, cfg: CanaryConfig) -> tup
                        f"(allowed increase {cfg.max_error_ratio_increase:.2%})")
     if math.isnan(canary.p99_ms) and not math.isnan(stable.p99_ms):
         reasons.append("no successful canary request to measure latency on")
-    elif canary.p99_ms > stable.p99_ms * (1 + cfg.max_latency_increase):
+    elif (canary.p99_ms > stable.p99_ms * (1 + cfg.max_latency_increase)
+          and canary.p99_ms - stable.p99_ms > cfg.latency_tolerance_ms):
         reasons.append(f"p99 latency {canary.p99_ms:.1f} ms against the stable's {stable.p99_ms:.1f} ms (allowed "
-                       f"increase {cfg.max_latency_increase:.0%})")
+                       f"increase {cfg.max_latency_increase:.0%} and {cfg.latency_tolerance_ms:g} ms)")
     return ("rollback", reasons) if reasons else ("promote", ["within both limits"])
 
 
@@ -175,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: %(default)s = 1 point)")
     p.add_argument("--max-latency-increase", type=float, default=0.2,
                    help="largest allowed rise of the p99 latency over the stable's, relative (default: %(default)s)")
+    p.add_argument("--latency-tolerance-ms", type=float, default=5.0,
+                   help="a p99 rise up to this many milliseconds never counts as a regression, whatever its ratio "
+                        "(default: %(default)s)")
     p.add_argument("--min-requests", type=int, default=100,
                    help="fewer requests on either track in the window: inconclusive, nothing changes "
                         "(default: %(default)s)")
@@ -183,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = CanaryConfig(a.prometheus, a.model, a.stable_config, a.canary_config, a.stable_selector,
                        a.canary_selector, a.window, a.max_error_ratio_increase, a.max_latency_increase,
-                       a.min_requests, a.dry_run)
+                       a.latency_tolerance_ms, a.min_requests, a.dry_run)
     from serving.errors import ServingError
 
     try:

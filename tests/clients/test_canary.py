@@ -25,7 +25,7 @@ def config(tmp_path: Path, **overrides) -> CanaryConfig:
     values = dict(prometheus="http://127.0.0.1:1", model="half_plus_two", stable_config=tmp_path / "stable.config",
                   canary_config=tmp_path / "canary.config", stable_selector='track="stable"',
                   canary_selector='track="canary"', window="1m", max_error_ratio_increase=0.01,
-                  max_latency_increase=0.2, min_requests=50, dry_run=False)
+                  max_latency_increase=0.2, latency_tolerance_ms=1.0, min_requests=50, dry_run=False)
     return CanaryConfig(**{**values, **overrides})
 
 
@@ -49,6 +49,8 @@ def served_version(path: Path) -> list[int]:
     (TrackFigures(1000, 0.0, 10.0), TrackFigures(1000, 0.005, 11.0), "promote", "within both limits"),
     (TrackFigures(1000, 0.0, 10.0), TrackFigures(1000, 0.05, 10.0), "rollback", "error ratio 5.00%"),
     (TrackFigures(1000, 0.0, 10.0), TrackFigures(1000, 0.0, 13.0), "rollback", "p99 latency 13.0 ms"),
+    (TrackFigures(1000, 0.0, 0.5), TrackFigures(1000, 0.0, 1.4), "promote", "within both limits"),  # under 1 ms more
+    (TrackFigures(1000, 0.0, 0.5), TrackFigures(1000, 0.0, 1.6), "rollback", "p99 latency 1.6 ms"),
     (TrackFigures(1000, 0.0, 10.0), TrackFigures(1000, 1.0, math.nan), "rollback", "no successful canary request"),
     (TrackFigures(1000, 0.0, 10.0), TrackFigures(20, 0.0, 10.0), "inconclusive", "too few requests"),
 ])
@@ -138,7 +140,7 @@ def canary_run(tmp_path: Path, source: Path, canary_breaks: bool) -> tuple[int, 
             out = subprocess.run([sys.executable, "-m", "clients.canary", "--prometheus", url,
                                   "--model", "half_plus_two", "--stable-config", str(configs["stable"]),
                                   "--canary-config", str(configs["canary"]), "--window", "1m",
-                                  "--min-requests", "50", "--max-latency-increase", "3"],
+                                  "--min-requests", "50", "--latency-tolerance-ms", "100"],
                                  cwd=ROOT, capture_output=True, text=True, timeout=60)
         report = json.loads(out.stdout.strip().splitlines()[-1])
         # the servers follow their config files: the losing track ends on the winner's version
