@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from export.recipes import (
+    RANDOM_JPEG_QUALITY,
     RECIPE_OPTIONS,
     RECIPES,
     SHIFT_FRACTION,
@@ -156,6 +157,10 @@ class CifarExportConfig(TrainingOptions):
     random_erasing: float | None = option(None, "fraction of training images in which Keras's RandomErasing "
                                           "replaces a random rectangle with noise (training only)", group="model",
                                           type=float, metavar="FRACTION", by_recipe=True)
+    random_jpeg: float | None = option(None, "fraction of training images re-encoded as JPEG at a random quality "
+                                       f"from {RANDOM_JPEG_QUALITY[0]} to {RANDOM_JPEG_QUALITY[1]} each epoch, so "
+                                       "that the model does not learn one encoder's artifacts (training only)",
+                                       group="model", type=float, metavar="FRACTION", by_recipe=True)
     shift_fraction: float | None = option(None, "the random training shift's largest move each way, a fraction "
                                           "of the image's side (0.1: 3.2 pixels of 32; 0.125: 4, the classic "
                                           "pad-and-crop range)", group="model", type=float, metavar="FRACTION",
@@ -188,6 +193,8 @@ class CifarExportConfig(TrainingOptions):
                              f"{(CIFAR_IMAGE_SIZE - 1) // 2} (below half the {CIFAR_IMAGE_SIZE}-pixel images)")
         if self.shift_fraction is not None:
             check_shift_fraction(self.shift_fraction, "--shift-fraction")
+        if self.random_jpeg is not None and not 0 <= self.random_jpeg <= 1:
+            raise ValueError(f"--random-jpeg {self.random_jpeg}: expected a fraction of images from 0 to 1")
         if self.recipe_values.test_time_vertical and not self.recipe_values.test_time_shift:
             raise ValueError("--test-time-vertical shifts the views --test-time-shift pixels up and down, but that "
                              "shift is 0 here: give --test-time-shift 1 or more (the improved recipe's is "

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = [
     ("export",), ("export", "cifar10"), ("export", "cifar100"), ("export", "caltechown"), ("export", "imagenet"),
     ("export.lab.bench_training",), ("export.lab.jpeg_robustness",), ("export.lab.jpeg_dataset",),
-    ("export.lab.views_report",), ("serving",), ("serving.check",), ("clients",),
+    ("export.lab.views_report",), ("export.lab.encoder_shift",), ("serving",), ("serving.check",), ("clients",),
     ("clients", "predict"),
     ("clients.grpc_client",), ("clients.rest_client",), ("clients.bench",), ("clients.bench.loader",),
     ("clients.parity",), ("clients.bench.soak_swaps",), ("clients.bench.fuzz_apis",),

@@ -56,7 +56,7 @@ def train(cfg: CifarExportConfig) -> tuple[TrainedModel | None, LabeledImages]:
             metrics=["accuracy"],
         )
         fit_started = time.monotonic()
-        history = fit(model, train_images, val, train_settings(cfg, distribution),
+        history = fit(model, train_images, val, train_settings(cfg, distribution, random_jpeg=recipe.random_jpeg),
                       test_each_epoch=splits.test if cfg.test_each_epoch else None)
     if not distribution.is_chief:
         logger.info("%s: training done; the chief evaluates and publishes", distribution.task.name)

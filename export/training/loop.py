@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from export.data.image_data import LabeledImages
+from export.recipes import RANDOM_JPEG_QUALITY
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class TrainSettings:
     early_stopping: int | None = None
     class_weight: dict[int, float] | None = None
     log_every_steps: int = 100  # progress lines when output is not a terminal (0: none)
+    random_jpeg: float = 0.0  # fraction of training images JPEG re-encoded at a random quality each epoch
     # Multi-worker training (export.training.distribution): this task's name ("worker:1"), and whether it is the
     # chief, which alone writes TensorBoard logs, the history and the shared checkpoint directory.
     task: str | None = None
@@ -158,8 +160,13 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def input_pipeline(data: LabeledImages, batch_size: int, shuffle: bool, seed: int) -> tf.data.Dataset:
+def input_pipeline(data: LabeledImages, batch_size: int, shuffle: bool, seed: int,
+                   random_jpeg: float = 0.0) -> tf.data.Dataset:
     """uint8 images cached, shuffled over the whole set, batched, cast to float32 0..255, prefetched.
+
+    With `random_jpeg` > 0, that fraction of the images (drawn anew every epoch) goes through one JPEG round trip
+    at a random quality in `RANDOM_JPEG_QUALITY` before batching: the model then sees more than the one encoder's
+    artifacts its data set was stored with.
 
     Under a multi-worker strategy every worker builds this same pipeline (same seed, hence the same order) and
     keeps every N-th batch of it (tf.data's DATA sharding): the workers' batches never overlap.
@@ -170,12 +177,28 @@ def input_pipeline(data: LabeledImages, batch_size: int, shuffle: bool, seed: in
     ds = data.dataset().cache()
     if shuffle:
         ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
+    if random_jpeg > 0:
+        ds = ds.map(jpeg_round_trip(random_jpeg, seed), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size).map(
         lambda img, label: (tf.cast(img, tf.float32), label), num_parallel_calls=tf.data.AUTOTUNE
     )
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def jpeg_round_trip(fraction: float, seed: int):
+    """A tf.data map function: with probability `fraction`, the uint8 image re-encoded as JPEG at a quality drawn
+    uniformly from `RANDOM_JPEG_QUALITY` and decoded again; the label passes through."""
+    low, high = RANDOM_JPEG_QUALITY
+
+    def apply(image: tf.Tensor, label: tf.Tensor):
+        chosen = tf.random.uniform([], seed=seed) < fraction
+        image = tf.cond(chosen, lambda: tf.image.random_jpeg_quality(image, low, high + 1, seed=seed + 1),
+                        lambda: image)
+        return image, label
+
+    return apply
 
 
 def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: TrainSettings,
@@ -217,7 +240,8 @@ def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: 
     on_terminal = sys.stderr.isatty()
     if settings.log_every_steps > 0 and not on_terminal:
         callbacks.append(ProgressLog(settings.log_every_steps, settings.batch_size))
-    train_ds = input_pipeline(train, settings.batch_size, shuffle=True, seed=settings.seed)
+    train_ds = input_pipeline(train, settings.batch_size, shuffle=True, seed=settings.seed,
+                              random_jpeg=settings.random_jpeg)
     val_ds = input_pipeline(val, settings.batch_size, shuffle=False, seed=settings.seed) if len(val) else None
     model.fit(
         train_ds,

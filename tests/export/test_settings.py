@@ -136,10 +136,19 @@ def test_recipe_values_are_the_named_recipe_with_the_command_lines_overrides():
         "shift_interpolation": (("--shift-interpolation", "bilinear"), ("bilinear", "nearest", "bilinear")),
         "shift_fraction": (("--shift-fraction", "0.125"), (0.1, 0.1, 0.125)),
         "precision": (("--precision", "float32"), ("float32", "auto", "float32")),
+        "random_jpeg": (("--random-jpeg", "0.5"), (0.0, 0.0, 0.5)),
     }
     for key, (flag, expected) in cases.items():
         overridden = parse("--recipe", "improved", *flag)
         assert values(reference, key) + values(improved, key) + values(overridden, key) == expected, key
+
+
+@pytest.mark.parametrize("fraction", ["-0.1", "1.5"])
+def test_a_random_jpeg_fraction_outside_zero_to_one_is_exit_2_naming_it(fraction, capsys):
+    from export.__main__ import main
+
+    assert main(["cifar10", "--data", "synthetic", "--random-jpeg", fraction]) == 2
+    assert f"--random-jpeg {float(fraction)}: expected a fraction of images from 0 to 1" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("shift", ["-1", "16"])

@@ -22,6 +22,26 @@ def test_pipeline_without_shuffle_keeps_order_and_covers_everything():
     assert np.array_equal(labels, data.labels)
 
 
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 1.0])
+def test_random_jpeg_re_encodes_that_share_of_the_images_and_keeps_labels_and_order(fraction):
+    data = cifar10_data.synthetic(per_class_train=40).train  # 400 images
+    batches = list(input_pipeline(data, 100, shuffle=False, seed=3, random_jpeg=fraction))
+    images = np.concatenate([img.numpy() for img, _ in batches])
+    labels = np.concatenate([lab.numpy() for _, lab in batches])
+    assert np.array_equal(labels, data.labels) and images.shape == data.images.shape
+    changed = np.abs(images - data.images).reshape(len(data), -1).max(axis=1) > 0
+    assert changed.mean() == pytest.approx(fraction, abs=0.1)
+    if fraction:  # a JPEG round trip, not noise: the changed images stay close to their originals
+        assert np.abs(images - data.images)[changed].mean() < 40
+
+
+def test_random_jpeg_draws_anew_every_epoch():
+    data = cifar10_data.synthetic(per_class_train=10).train
+    ds = input_pipeline(data, 100, shuffle=False, seed=3, random_jpeg=0.5)
+    first, second = (np.concatenate([img.numpy() for img, _ in ds]) for _ in range(2))
+    assert not np.array_equal(first, second)
+
+
 @pytest.mark.slow
 def test_logdir_writes_tensorboard_events_with_loss_and_accuracy_per_epoch(tmp_path):
     """`--logdir` used to crash (TensorBoard was not installed); the events are read back with TensorBoard's reader."""
