@@ -87,14 +87,10 @@ def accuracy(servable, labels: np.ndarray, batch_size: int, pixels: np.ndarray |
 def run(cfg: ShiftConfig) -> dict:
     """Accuracy of the version on each split as given and under every encoding."""
     from export.data import cifar10_data
+    from export.lab.jpeg_robustness import open_version
     from export.lab.views_report import validation_images
-    from serving.lifecycle.model_paths import newest_version_path, parse_version
-    from serving.lifecycle.servable import Servable
 
-    path = newest_version_path(cfg.model)
-    if not (path / "saved_model.pb").is_file():
-        raise FileNotFoundError(f"--model {str(cfg.model)!r}: no saved_model.pb there or in a version below it")
-    servable = Servable(path.parent.name, parse_version(path.name) or 0, path)
+    path, servable = open_version(cfg.model)
     splits = cifar10_data.load(cfg.data, cfg.cache_dir)
     sets = {"validation": lambda: validation_images(path / "assets.extra" / "keras_model.keras", splits),
             "test": lambda: splits.test}

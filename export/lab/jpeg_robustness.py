@@ -84,16 +84,23 @@ def served_accuracy(servable, images: np.ndarray, labels: np.ndarray, batch_size
     return correct / len(images)
 
 
-def run(cfg: RobustnessConfig) -> dict:
-    """Accuracy of the model on the test images as given and after re-encoding at each quality."""
-    from export.data import cifar10_data
+def open_version(model: Path):
+    """(version path, Servable) of `--model`: a version directory, or a model directory's newest version, loaded
+    as TF Serving loads it; FileNotFoundError naming the path when there is no SavedModel."""
     from serving.lifecycle.model_paths import newest_version_path, parse_version
     from serving.lifecycle.servable import Servable
 
-    path = newest_version_path(cfg.model)
+    path = newest_version_path(model)
     if not (path / "saved_model.pb").is_file():
-        raise FileNotFoundError(f"--model {str(cfg.model)!r}: no saved_model.pb there or in a version below it")
-    servable = Servable(path.parent.name, parse_version(path.name) or 0, path)
+        raise FileNotFoundError(f"--model {str(model)!r}: no saved_model.pb there or in a version below it")
+    return path, Servable(path.parent.name, parse_version(path.name) or 0, path)
+
+
+def run(cfg: RobustnessConfig) -> dict:
+    """Accuracy of the model on the test images as given and after re-encoding at each quality."""
+    from export.data import cifar10_data
+
+    path, servable = open_version(cfg.model)
     test = cifar10_data.load(cfg.data, cfg.cache_dir).test
     logger.info("%s: %d test images from %s", path, len(test), cfg.data)
     given = served_accuracy(servable, test.images, test.labels, cfg.batch_size)
