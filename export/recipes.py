@@ -46,7 +46,7 @@ RECIPES: dict[str, Recipe] = {
                         test_time_shift=0, test_time_vertical=False, precision="float32", augment=False,
                         lr_schedule="constant"),
     "improved": Recipe("improved", learning_rate=2e-3, conv_dropout=0.0, dense_dropout=0.0, optimizer="adam",
-                       weight_decay=0.0, label_smoothing=0.0, random_erasing=0.0, random_jpeg=0.0,
+                       weight_decay=0.0, label_smoothing=0.0, random_erasing=0.0, random_jpeg=0.5,
                        shift_fraction=SHIFT_FRACTION, shift_interpolation="nearest", test_time_flip=True,
                        test_time_shift=2, test_time_vertical=False, precision="auto", augment=True,
                        lr_schedule="warmup+cosine"),

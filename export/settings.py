@@ -136,7 +136,8 @@ class CifarExportConfig(TrainingOptions):
                        group="data")
     name: str = option("cifar10", "model name in the repository", group="publishing")
     recipe: str = option("reference", "reference: the reference numerics (constant Adam rate, no augmentation); "
-                         "improved: the same CNN with random flip and whole-pixel shift augmentation, the rate "
+                         "improved: the same CNN with random flip and whole-pixel shift augmentation, half the "
+                         "training images JPEG re-encoded at a random quality each epoch, the rate "
                          f"warmed up to {format_setting(RECIPES['improved'].learning_rate)} over the "
                          "first epoch, then cosine-decayed to 0, no dropout (the layers "
                          "stay at rate 0), 6 test-time views (flip, shifts)", choices=CIFAR_RECIPES)

@@ -90,6 +90,10 @@ def run(cfg, json_path: Path | None = None) -> dict:
         curve.append(test_accuracy(model))
         logger.info("epoch %d: test accuracy %.4f (%.0f s)", epoch + 1, curve[-1], time.monotonic() - fit_started)
 
+    if cfg.recipe_values.random_jpeg:
+        logger.warning("--random-jpeg %g is not applied here: it is a tf.data step of the product's input pipeline, "
+                       "and this trial feeds arrays on any backend (the result records random_jpeg_applied: false)",
+                       cfg.recipe_values.random_jpeg)
     per_epoch = keras.callbacks.LambdaCallback(on_epoch_end=after_epoch)
     fit_started = time.monotonic()
     history = model.fit(
@@ -112,6 +116,7 @@ def run(cfg, json_path: Path | None = None) -> dict:
                                                       "weight_decay", "random_erasing", "label_smoothing",
                                                       "shift_interpolation", "shift_fraction")},
         "augment": cfg.recipe_values.augment, "precision": precision,
+        "random_jpeg": cfg.recipe_values.random_jpeg, "random_jpeg_applied": False,
         "train_images": len(train), "validation_images": len(val), "test_images": len(test),
         "parameters": model.count_params(),
         "test_accuracy": plain, "test_accuracy_with_flip": flipped,

@@ -136,7 +136,7 @@ def test_recipe_values_are_the_named_recipe_with_the_command_lines_overrides():
         "shift_interpolation": (("--shift-interpolation", "bilinear"), ("bilinear", "nearest", "bilinear")),
         "shift_fraction": (("--shift-fraction", "0.125"), (0.1, 0.1, 0.125)),
         "precision": (("--precision", "float32"), ("float32", "auto", "float32")),
-        "random_jpeg": (("--random-jpeg", "0.5"), (0.0, 0.0, 0.5)),
+        "random_jpeg": (("--random-jpeg", "0"), (0.0, 0.5, 0.0)),
     }
     for key, (flag, expected) in cases.items():
         overridden = parse("--recipe", "improved", *flag)
