@@ -34,16 +34,37 @@ def test_report_gives_accuracy_per_split_and_encoding_and_the_pooled_gap(exporte
     assert report["model"] == str(exported_cifar10)
     for split, images in (("validation", 40), ("test", 100)):
         rows = {r["encoding"]: r for r in report["rows"] if r["split"] == split}
-        assert list(rows) == ["as given", *encoder_shift.ENCODINGS]
+        expected = ["as given"]
+        for name in encoder_shift.ENCODINGS:
+            expected += [name, encoder_shift.REDUCED_FIRST[name]] if name in encoder_shift.REDUCED_FIRST else [name]
+        assert list(rows) == expected
         assert {r["images"] for r in rows.values()} == {images}
         for row in rows.values():
             assert_accuracy_over(row["accuracy"], images)
         # lossless bytes through serving_default give what the pixels through predict_pixels gave
         assert rows["png"]["accuracy"] == rows["as given"]["accuracy"]
-        pooled = [r["accuracy"] for name, r in rows.items() if name not in ("as given", "png")]
+        probes = set(encoder_shift.REDUCED_FIRST.values())
+        pooled = [r["accuracy"] for name, r in rows.items() if name not in ("as given", "png", *probes)]
         summary = report["summary"][split]
         assert summary["reencoded_mean"] == pytest.approx(np.mean(pooled))
         assert summary["gap_points"] == pytest.approx(100 * (summary["as_given"] - np.mean(pooled)), abs=0.01)
+        # the probe's gap: the same pool with each enlargement's reduced-first row in its place
+        swapped = [rows[encoder_shift.REDUCED_FIRST.get(name, name)]["accuracy"]
+                   for name in encoder_shift.ENCODINGS if name != "png"]
+        assert summary["gap_points_reduced_first"] == pytest.approx(100 * (summary["as_given"] - np.mean(swapped)),
+                                                                    abs=0.01)
+
+
+def test_reduced_first_shrinks_a_3x_enlargement_by_box_averages():
+    rng = np.random.default_rng(1)
+    big = rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(big).save(buffer, "PNG")
+    blocks = big.reshape(32, 3, 32, 3, 3).astype(np.float64).mean(axis=(1, 3))
+    pixels = encoder_shift.reduced_first(buffer.getvalue())
+    assert pixels.shape == (32, 32, 3) and pixels.dtype == np.uint8
+    # each pixel is its 3x3 block's mean (Pillow rounds in fixed point: within one level of it)
+    assert np.abs(pixels.astype(np.float64) - blocks).max() < 1
 
 
 def test_a_path_without_a_saved_model_is_exit_2_naming_it(tmp_path, capsys):
