@@ -1,7 +1,8 @@
 """Client-side image preparation with Pillow, mirroring `export/data/preprocessing.py` (the in-graph decoder).
 
 - pixels mode: EXIF orientation applied, any mode (L, LA, P, RGBA, CMYK, I;16, …) to 8-bit RGB (alpha dropped,
-  as TF's 3-channel decoding does), resized with Pillow's antialiased BILINEAR only when the size differs,
+  as TF's 3-channel decoding does), resized only when the size differs with Pillow's antialiased BILINEAR after a
+  box reduction by whole factors (`reducing_gap=1.0`: the in-graph decoder's resize),
   float32 0..255 [H, W, 3] at the model's input size.
 - bytes mode: the file's own bytes when the server can decode them exactly as they are (JPEG/PNG/GIF/BMP without
   an EXIF rotation); otherwise a lossless PNG of the oriented RGB image.
@@ -88,7 +89,7 @@ def to_pixels(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
     """float32 [H, W, 3] in 0..255 at `size` = (height, width)."""
     height, width = size
     if img.size != (width, height):
-        img = img.resize((width, height), Image.Resampling.BILINEAR)
+        img = img.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=1.0)
     return np.asarray(img, dtype=np.uint8).astype(np.float32)
 
 

@@ -82,3 +82,13 @@ def test_unreadable_and_truncated_images():
     data = encode(gradient(), "PNG")
     with pytest.raises(ImageError, match="corrupt or truncated"):
         prepare(data[: len(data) // 2], "cut.png", (32, 32))
+
+
+@pytest.mark.parametrize("size", [(480, 640), (97, 131)])
+def test_shrinking_a_photo_matches_the_graphs_reduce_then_bilinear(size):
+    rng = np.random.default_rng(0)
+    coarse = Image.fromarray(rng.integers(0, 256, (size[0] // 8, size[1] // 8, 3), dtype=np.uint8))
+    data = encode(coarse.resize(size[::-1], Image.Resampling.BICUBIC), "PNG")
+    ours = prepare(data, "photo.png", (32, 32)).pixels
+    theirs = decode_to_uint8(tf.constant(data), (32, 32)).numpy().astype(np.float32)
+    assert np.abs(ours - theirs).max() <= 2 and np.abs(ours - theirs).mean() < 0.3
