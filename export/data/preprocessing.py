@@ -131,7 +131,7 @@ def block_mean(image: tf.Tensor, factors: tf.Tensor) -> tf.Tensor:
     fy, fx = factors[0], factors[1]
     rows, cols = shape[0] // fy, shape[1] // fx  # whole blocks (at least one: a factor never exceeds the size)
     height, width = rows * fy, cols * fx
-    channels = tf.shape(image)[2]
+    channels = shape[2]
 
     def area(part: tf.Tensor, out_rows, out_cols) -> tf.Tensor:
         return tf.raw_ops.ResizeArea(images=part[tf.newaxis], size=tf.stack([out_rows, out_cols]))[0]

@@ -11,9 +11,10 @@ tables (Pillow's presets), lossless PNG, and 3x enlargements (PNG and JPEG) that
 Re-encoded sets are sent as encoded bytes through `serving_default`, the path a client's photo takes (decode and
 resize in the graph), in the graph-mode loader TF Serving uses; the images as given go through `predict_pixels`.
 The table gives accuracy per set and encoding, its change against the images as given, and the pooled figure over
-all re-encodings (PNG left out: it is the same pixels) with its gap to the images as given. A probe of another
-decoder rides along: the enlargements shrunk by whole factors first (box average), then bilinear, sent as pixels;
-their rows and the gap they would give are reported beside, not in, the gap.
+all re-encodings (PNG left out: it is the same pixels) with its gap to the images as given. The enlargements are
+also shrunk outside the graph the way the decoder does since it reduces first (a box average by the whole factor,
+then bilinear; Pillow, sent as pixels): for a version exported before that, what the current decoder would give;
+those rows and their gap are reported beside, not in, the gap.
 """
 
 from __future__ import annotations
@@ -58,10 +59,10 @@ ENCODINGS: dict[str, Callable[[np.ndarray], bytes]] = {
     "jpeg q85 3x": lambda im: _pillow(im, "JPEG", scale=3, quality=85, subsampling=2),
 }
 SAME_PIXELS = ("png",)  # lossless: a check of the bytes path, not a different encoding
-# A probe of another decoder, not part of the gap: the enlarged sets decoded with Pillow and shrunk by whole factors
-# first (Pillow's reduce(), a box average over 3x3 blocks here) and only then by bilinear for what is left
-# (`reducing_gap=1.0`), sent as pixels. The pooled figure with these rows in place of the 3x ones is reported beside
-# the gap, as what the gap would be with such a decoder.
+# Not part of the gap: the enlarged sets decoded with Pillow and shrunk by whole factors first (Pillow's reduce(), a
+# box average over 3x3 blocks here), then bilinear for what is left (`reducing_gap=1.0`, the decoder's resize since
+# it reduces first), sent as pixels. The pooled figure with these rows in place of the 3x ones is reported beside
+# the gap: for versions exported with the plain bilinear resize, what the current decoder would give them.
 REDUCED_FIRST = {"png 3x": "png 3x, reduced first", "jpeg q85 3x": "jpeg q85 3x, reduced first"}
 
 
