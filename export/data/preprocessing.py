@@ -102,11 +102,10 @@ def resize_uint8(image: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
         factors = tf.maximum(shape[:2] // tf.constant([height, width]), 1)
         reduced = tf.cond(tf.reduce_any(factors > 1), lambda: block_mean(image, factors),
                           lambda: tf.cast(image, tf.float32))
-        # What is left maps the source's full extent, measured in reduced pixels, onto the output (a partial edge
-        # block counts for its share), as Pillow's resize of the reduced image over the box it covers.
-        extent = tf.cast(shape[:2], tf.float32) / tf.cast(factors, tf.float32)
-
         def bilinear() -> tf.Tensor:
+            # What is left maps the source's full extent, measured in reduced pixels, onto the output (a partial
+            # edge block counts for its share), as Pillow's resize of the reduced image over the box it covers.
+            extent = tf.cast(shape[:2], tf.float32) / tf.cast(factors, tf.float32)
             return tf.raw_ops.ScaleAndTranslate(
                 images=reduced[tf.newaxis], size=tf.constant([height, width]),
                 scale=tf.constant([height, width], tf.float32) / extent, translation=tf.zeros([2]),
