@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 SHIFT_FRACTION = 0.1  # the training shift's largest move each way, a fraction of the side (both recipes' default)
-# The JPEG quality range of --random-jpeg's re-encoding (libjpeg, 4:2:0 chroma, as tf.image.random_jpeg_quality):
-# from visibly blocky to nearly lossless around the shared images' quality 75.
-RANDOM_JPEG_QUALITY = (50, 95)
+# The highest JPEG quality of --random-jpeg's re-encoding (libjpeg, 4:2:0 chroma, as tf.image.random_jpeg_quality):
+# nearly lossless; the lowest is the recipe's `random_jpeg_min_quality`.
+RANDOM_JPEG_MAX_QUALITY = 95
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Recipe:
     label_smoothing: float
     random_erasing: float
     random_jpeg: float  # fraction of training images JPEG re-encoded at a random quality each epoch (0: none)
+    random_jpeg_min_quality: int  # that quality is drawn uniformly from this to RANDOM_JPEG_MAX_QUALITY
     shift_fraction: float
     shift_interpolation: str
     test_time_flip: bool
@@ -42,18 +43,21 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "reference": Recipe("reference", learning_rate=1e-3, conv_dropout=0.2, dense_dropout=0.2, optimizer="adam",
                         weight_decay=0.0, label_smoothing=0.0, random_erasing=0.0, random_jpeg=0.0,
-                        shift_fraction=SHIFT_FRACTION, shift_interpolation="bilinear", test_time_flip=False,
+                        random_jpeg_min_quality=50, shift_fraction=SHIFT_FRACTION, shift_interpolation="bilinear",
+                        test_time_flip=False,
                         test_time_shift=0, test_time_vertical=False, precision="float32", augment=False,
                         lr_schedule="constant"),
     "improved": Recipe("improved", learning_rate=2e-3, conv_dropout=0.0, dense_dropout=0.0, optimizer="adam",
                        weight_decay=0.0, label_smoothing=0.0, random_erasing=0.0, random_jpeg=0.5,
-                       shift_fraction=SHIFT_FRACTION, shift_interpolation="nearest", test_time_flip=True,
+                       random_jpeg_min_quality=50, shift_fraction=SHIFT_FRACTION, shift_interpolation="nearest",
+                       test_time_flip=True,
                        test_time_shift=2, test_time_vertical=False, precision="auto", augment=True,
                        lr_schedule="warmup+cosine"),
 }
 # The recipe settings the command line can override (each a `by_recipe` option of CifarExportConfig).
 RECIPE_OPTIONS = ("learning_rate", "conv_dropout", "dense_dropout", "optimizer", "weight_decay", "label_smoothing",
-                  "random_erasing", "random_jpeg", "shift_fraction", "shift_interpolation", "test_time_flip",
+                  "random_erasing", "random_jpeg", "random_jpeg_min_quality", "shift_fraction", "shift_interpolation",
+                  "test_time_flip",
                   "test_time_shift", "test_time_vertical", "precision")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from export.recipes import (
-    RANDOM_JPEG_QUALITY,
+    RANDOM_JPEG_MAX_QUALITY,
     RECIPE_OPTIONS,
     RECIPES,
     SHIFT_FRACTION,
@@ -159,9 +159,13 @@ class CifarExportConfig(TrainingOptions):
                                           "replaces a random rectangle with noise (training only)", group="model",
                                           type=float, metavar="FRACTION", by_recipe=True)
     random_jpeg: float | None = option(None, "fraction of training images re-encoded as JPEG at a random quality "
-                                       f"from {RANDOM_JPEG_QUALITY[0]} to {RANDOM_JPEG_QUALITY[1]} each epoch, so "
-                                       "that the model does not learn one encoder's artifacts (training only)",
+                                       "from --random-jpeg-min-quality to "
+                                       f"{RANDOM_JPEG_MAX_QUALITY} each epoch, so that the model does not learn one "
+                                       "encoder's artifacts (training only)",
                                        group="model", type=float, metavar="FRACTION", by_recipe=True)
+    random_jpeg_min_quality: int | None = option(None, "the lowest JPEG quality of --random-jpeg's re-encoding "
+                                                 f"(1 to {RANDOM_JPEG_MAX_QUALITY})", group="model", type=int,
+                                                 metavar="QUALITY", by_recipe=True)
     shift_fraction: float | None = option(None, "the random training shift's largest move each way, a fraction "
                                           "of the image's side (0.1: 3.2 pixels of 32; 0.125: 4, the classic "
                                           "pad-and-crop range)", group="model", type=float, metavar="FRACTION",
@@ -196,6 +200,10 @@ class CifarExportConfig(TrainingOptions):
             check_shift_fraction(self.shift_fraction, "--shift-fraction")
         if self.random_jpeg is not None and not 0 <= self.random_jpeg <= 1:
             raise ValueError(f"--random-jpeg {self.random_jpeg}: expected a fraction of images from 0 to 1")
+        quality = self.random_jpeg_min_quality
+        if quality is not None and not 1 <= quality <= RANDOM_JPEG_MAX_QUALITY:
+            raise ValueError(f"--random-jpeg-min-quality {quality}: expected a JPEG quality from 1 to "
+                             f"{RANDOM_JPEG_MAX_QUALITY}")
         if self.recipe_values.test_time_vertical and not self.recipe_values.test_time_shift:
             raise ValueError("--test-time-vertical shifts the views --test-time-shift pixels up and down, but that "
                              "shift is 0 here: give --test-time-shift 1 or more (the improved recipe's is "

@@ -56,7 +56,9 @@ def train(cfg: CifarExportConfig) -> tuple[TrainedModel | None, LabeledImages]:
             metrics=["accuracy"],
         )
         fit_started = time.monotonic()
-        history = fit(model, train_images, val, train_settings(cfg, distribution, random_jpeg=recipe.random_jpeg),
+        settings = train_settings(cfg, distribution, random_jpeg=recipe.random_jpeg,
+                                  random_jpeg_min_quality=recipe.random_jpeg_min_quality)
+        history = fit(model, train_images, val, settings,
                       test_each_epoch=splits.test if cfg.test_each_epoch else None)
     if not distribution.is_chief:
         logger.info("%s: training done; the chief evaluates and publishes", distribution.task.name)

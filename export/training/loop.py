@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from export.data.image_data import LabeledImages
-from export.recipes import RANDOM_JPEG_QUALITY
+from export.recipes import RANDOM_JPEG_MAX_QUALITY
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,7 @@ class TrainSettings:
     class_weight: dict[int, float] | None = None
     log_every_steps: int = 100  # progress lines when output is not a terminal (0: none)
     random_jpeg: float = 0.0  # fraction of training images JPEG re-encoded at a random quality each epoch
+    random_jpeg_min_quality: int = 50  # ... drawn from this to RANDOM_JPEG_MAX_QUALITY
     # Multi-worker training (export.training.distribution): this task's name ("worker:1"), and whether it is the
     # chief, which alone writes TensorBoard logs, the history and the shared checkpoint directory.
     task: str | None = None
@@ -161,12 +162,12 @@ def _duration(seconds: float) -> str:
 
 
 def input_pipeline(data: LabeledImages, batch_size: int, shuffle: bool, seed: int,
-                   random_jpeg: float = 0.0) -> tf.data.Dataset:
+                   random_jpeg: float = 0.0, random_jpeg_min_quality: int = 50) -> tf.data.Dataset:
     """uint8 images cached, shuffled over the whole set, batched, cast to float32 0..255, prefetched.
 
     With `random_jpeg` > 0, that fraction of the images (drawn anew every epoch) goes through one JPEG round trip
-    at a random quality in `RANDOM_JPEG_QUALITY` before batching: the model then sees more than the one encoder's
-    artifacts its data set was stored with.
+    at a random quality from `random_jpeg_min_quality` to `RANDOM_JPEG_MAX_QUALITY` before batching: the model
+    then sees more than the one encoder's artifacts its data set was stored with.
 
     Under a multi-worker strategy every worker builds this same pipeline (same seed, hence the same order) and
     keeps every N-th batch of it (tf.data's DATA sharding): the workers' batches never overlap.
@@ -178,7 +179,7 @@ def input_pipeline(data: LabeledImages, batch_size: int, shuffle: bool, seed: in
     if shuffle:
         ds = ds.shuffle(len(data), seed=seed, reshuffle_each_iteration=True)
     if random_jpeg > 0:
-        ds = ds.map(jpeg_round_trip(random_jpeg, seed), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(jpeg_round_trip(random_jpeg, seed, random_jpeg_min_quality), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size).map(
         lambda img, label: (tf.cast(img, tf.float32), label), num_parallel_calls=tf.data.AUTOTUNE
     )
@@ -187,10 +188,10 @@ def input_pipeline(data: LabeledImages, batch_size: int, shuffle: bool, seed: in
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def jpeg_round_trip(fraction: float, seed: int):
+def jpeg_round_trip(fraction: float, seed: int, min_quality: int = 50):
     """A tf.data map function: with probability `fraction`, the uint8 image re-encoded as JPEG at a quality drawn
-    uniformly from `RANDOM_JPEG_QUALITY` and decoded again; the label passes through."""
-    low, high = RANDOM_JPEG_QUALITY
+    uniformly from `min_quality` to `RANDOM_JPEG_MAX_QUALITY` and decoded again; the label passes through."""
+    low, high = min_quality, RANDOM_JPEG_MAX_QUALITY
 
     def apply(image: tf.Tensor, label: tf.Tensor):
         chosen = tf.random.uniform([], seed=seed) < fraction
@@ -241,7 +242,8 @@ def fit(model: keras.Model, train: LabeledImages, val: LabeledImages, settings: 
     if settings.log_every_steps > 0 and not on_terminal:
         callbacks.append(ProgressLog(settings.log_every_steps, settings.batch_size))
     train_ds = input_pipeline(train, settings.batch_size, shuffle=True, seed=settings.seed,
-                              random_jpeg=settings.random_jpeg)
+                              random_jpeg=settings.random_jpeg,
+                              random_jpeg_min_quality=settings.random_jpeg_min_quality)
     val_ds = input_pipeline(val, settings.batch_size, shuffle=False, seed=settings.seed) if len(val) else None
     model.fit(
         train_ds,

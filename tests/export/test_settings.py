@@ -137,6 +137,7 @@ def test_recipe_values_are_the_named_recipe_with_the_command_lines_overrides():
         "shift_fraction": (("--shift-fraction", "0.125"), (0.1, 0.1, 0.125)),
         "precision": (("--precision", "float32"), ("float32", "auto", "float32")),
         "random_jpeg": (("--random-jpeg", "0"), (0.0, 0.5, 0.0)),
+        "random_jpeg_min_quality": (("--random-jpeg-min-quality", "30"), (50, 50, 30)),
     }
     for key, (flag, expected) in cases.items():
         overridden = parse("--recipe", "improved", *flag)
@@ -149,6 +150,14 @@ def test_a_random_jpeg_fraction_outside_zero_to_one_is_exit_2_naming_it(fraction
 
     assert main(["cifar10", "--data", "synthetic", "--random-jpeg", fraction]) == 2
     assert f"--random-jpeg {float(fraction)}: expected a fraction of images from 0 to 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("quality", ["0", "96"])
+def test_a_random_jpeg_min_quality_outside_1_to_95_is_exit_2_naming_it(quality, capsys):
+    from export.__main__ import main
+
+    assert main(["cifar10", "--data", "synthetic", "--random-jpeg-min-quality", quality]) == 2
+    assert f"--random-jpeg-min-quality {quality}: expected a JPEG quality from 1 to 95" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("shift", ["-1", "16"])

@@ -35,6 +35,17 @@ def test_random_jpeg_re_encodes_that_share_of_the_images_and_keeps_labels_and_or
         assert np.abs(images - data.images)[changed].mean() < 40
 
 
+def test_random_jpeg_min_quality_sets_how_lossy_the_round_trips_get():
+    data = cifar10_data.synthetic(per_class_train=20).train
+
+    def mean_error(min_quality: int) -> float:
+        ds = input_pipeline(data, 100, shuffle=False, seed=3, random_jpeg=1.0, random_jpeg_min_quality=min_quality)
+        return float(np.abs(np.concatenate([img.numpy() for img, _ in ds]) - data.images).mean())
+
+    near_lossless, default, heavy = mean_error(94), mean_error(50), mean_error(5)
+    assert near_lossless < default < heavy
+
+
 def test_random_jpeg_draws_anew_every_epoch():
     data = cifar10_data.synthetic(per_class_train=10).train
     ds = input_pipeline(data, 100, shuffle=False, seed=3, random_jpeg=0.5)
