@@ -2,12 +2,15 @@
 
     python -m export.lab.views_report --model models/cifar10 --data ../shared/datasets
     python -m export.lab.views_report --model models/cifar10/3 --data ../shared/datasets --shifts 1,2,3
+    python -m export.lab.views_report --model models/cifar10/3 --data ../shared/datasets --split validation \
+        --shifts 2 --offsets "2,2 -2,-2" --offsets "2,0 -2,0"
 
 The classifier inside the published version (`assets.extra/keras_model.keras`, unwrapped from the views it was
 exported with) classifies the test images through each set of views that `--test-time-flip` and
 `--test-time-shift` can export: the image alone, with its mirror image, and per shift the image and copies shifted
 that many pixels left and right (6 forward passes with the flip), or also up and down (10, exported with
-`--test-time-vertical`). All sets see the same images, so their differences are paired: much less noisy than
+`--test-time-vertical`); each `--offsets` adds a set of its own: the image and copies shifted by the given (rows,
+columns), all mirrored too. All sets see the same images, so their differences are paired: much less noisy than
 comparing two training runs. `--split validation` measures on the images the model's own run held out for
 validation (the split is rebuilt from the version's metadata: seed, --val-split, --limit), so the views can be
 chosen without looking at the test set. The table gives accuracy, forward passes per image, the change against
@@ -38,6 +41,7 @@ class ViewsConfig:
     cache_dir: Path
     batch_size: int
     split: str = "test"
+    offset_sets: tuple[tuple[tuple[int, int], ...], ...] = ()  # --offsets: extra sets of views besides the image
 
 
 def parse_shifts(text: str) -> tuple[int, ...]:
@@ -47,6 +51,24 @@ def parse_shifts(text: str) -> tuple[int, ...]:
         if not part.strip().isdigit() or not 1 <= int(part) <= 15:
             raise ValueError(f"shift {part.strip()!r}: expected a number of pixels from 1 to 15")
         out.append(int(part))
+    return tuple(out)
+
+
+def parse_offsets(text: str) -> tuple[tuple[int, int], ...]:
+    """`2,2 -2,-2` → ((2, 2), (-2, -2)): (rows, columns) shifts, each from -15 to 15 and not both 0; ValueError
+    naming the value otherwise."""
+    out = []
+    for part in text.split():
+        pieces = part.split(",")
+        try:
+            dy, dx = (int(piece) for piece in pieces)
+        except ValueError:
+            raise ValueError(f"offset {part!r}: expected ROWS,COLUMNS, e.g. 2,-2") from None
+        if not (-15 <= dy <= 15 and -15 <= dx <= 15) or not (dy or dx):
+            raise ValueError(f"offset {part!r}: expected shifts from -15 to 15 pixels, not both 0")
+        out.append((dy, dx))
+    if not out:
+        raise ValueError(f"offsets {text!r}: expected one or more ROWS,COLUMNS pairs")
     return tuple(out)
 
 
@@ -79,7 +101,7 @@ def validation_images(model_path: Path, splits):
 def run(cfg: ViewsConfig) -> dict:
     """Accuracy of the model's classifier under each set of views, on the test or its validation images."""
     from export.data import cifar10_data
-    from export.models.inference_views import view_count, with_test_time_views, without_test_time_views
+    from export.models.inference_views import view_count, with_test_time_views, with_views_at, without_test_time_views
     from export.models.transfer_model import load_project_model, resolve_project_model
     from export.training.evaluation import metrics_from_predictions, predict_probabilities
 
@@ -88,20 +110,28 @@ def run(cfg: ViewsConfig) -> dict:
     splits = cifar10_data.load(cfg.data, cfg.cache_dir)
     test = splits.test if cfg.split == "test" else validation_images(path, splits)
     logger.info("%s: %d %s images from %s", path, len(test), cfg.split, cfg.data)
-    sets = [("image alone", False, 0, False), ("image + mirror (--test-time-flip)", True, 0, False)]
+    # (label, flip, shift, vertical, offsets): the exporter's sets, then each --offsets set
+    sets = [("image alone", False, 0, False, None), ("image + mirror (--test-time-flip)", True, 0, False, None)]
     for shift in cfg.shifts:
-        sets += [(f"+ shifts ±{shift} px left/right (--test-time-shift {shift})", True, shift, False),
-                 (f"+ shifts ±{shift} px left/right/up/down", True, shift, True)]
+        sets += [(f"+ shifts ±{shift} px left/right (--test-time-shift {shift})", True, shift, False, None),
+                 (f"+ shifts ±{shift} px left/right/up/down", True, shift, True, None)]
+    for offsets in cfg.offset_sets:
+        sets.append(("+ offsets " + " ".join(f"({dy},{dx})" for dy, dx in offsets), True, None, False, offsets))
     rows = []
-    for label, flip, shift, vertical in sets:
-        model = with_test_time_views(classifier, flip=flip, shift=shift, vertical=vertical)
+    for label, flip, shift, vertical, offsets in sets:
+        if offsets is None:
+            model, passes = with_test_time_views(classifier, flip, shift, vertical), view_count(flip, shift, vertical)
+        else:
+            model, passes = with_views_at(classifier, [(0, 0), *offsets], flip=True), 2 * (len(offsets) + 1)
         model(test.images[: cfg.batch_size].astype("float32"), training=False)  # warm-up, not timed
         started = time.perf_counter()
         predicted = predict_probabilities(model, test, cfg.batch_size).argmax(axis=1)
         seconds = time.perf_counter() - started
         accuracy = metrics_from_predictions(test.labels, predicted, test.class_names)["test_accuracy"]
-        rows.append({"views": label, "forward_passes": view_count(flip, shift, vertical), "flip": flip,
-                     "shift": shift, "vertical": vertical, "accuracy": accuracy, "seconds": seconds,
+        rows.append({"views": label, "forward_passes": passes, "flip": flip,
+                     "shift": shift, "vertical": vertical,
+                     **({"offsets": [list(offset) for offset in offsets]} if offsets else {}),
+                     "accuracy": accuracy, "seconds": seconds,
                      "images_per_second": round(len(test) / seconds, 1)})
         logger.info("%s: accuracy %.4f, %.0f images/s", label, accuracy, len(test) / seconds)
     for row in rows:
@@ -121,14 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", choices=("test", "validation"), default="test",
                    help="the test images (default), or the images the model's run held out for validation")
     p.add_argument("--shifts", default="1,2,3", help="shifts in pixels to measure (default 1,2,3)")
+    p.add_argument("--offsets", action="append", default=[], metavar="'ROWS,COLUMNS ...'",
+                   help="also measure the image plus copies shifted by these offsets, each mirrored too (e.g. "
+                   "'2,2 -2,-2': diagonally); repeat for more sets (default: none)")
     p.add_argument("--cache-dir", type=Path, default=Path(".cache"))
     p.add_argument("--batch-size", type=int, default=256)
     a = p.parse_args(argv)
     try:
         shifts = parse_shifts(a.shifts)
+        offset_sets = tuple(parse_offsets(text) for text in a.offsets)
     except ValueError as e:
         p.error(str(e))
-    cfg = ViewsConfig(a.model, a.data, shifts, a.cache_dir, a.batch_size, a.split)
+    cfg = ViewsConfig(a.model, a.data, shifts, a.cache_dir, a.batch_size, a.split, offset_sets)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from serving.tf_logging import quiet_tensorflow
 

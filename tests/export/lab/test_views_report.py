@@ -14,10 +14,24 @@ def test_shifts_outside_1_to_15_are_refused_naming_the_value(text):
         test_time_views.parse_shifts(text)
 
 
+@pytest.mark.parametrize(("text", "expected"), [("2,2 -2,-2", ((2, 2), (-2, -2))), ("0,-3", ((0, -3),))])
+def test_offsets_parse_as_rows_and_columns(text, expected):
+    assert test_time_views.parse_offsets(text) == expected
+
+
+@pytest.mark.parametrize(("text", "message"), [("2", "offset '2': expected ROWS,COLUMNS"),
+                                               ("0,0", "offset '0,0': expected shifts from -15 to 15"),
+                                               ("16,0", "offset '16,0'"), ("", "expected one or more")])
+def test_offsets_that_are_not_shifts_are_refused_naming_the_value(text, message):
+    with pytest.raises(ValueError, match="offset") as raised:
+        test_time_views.parse_offsets(text)
+    assert message in str(raised.value)
+
+
 @pytest.mark.slow
 def test_report_measures_each_set_of_views_against_the_flip(exported_cifar10, tmp_path, capsys):
     rc = test_time_views.main(["--model", str(exported_cifar10.parent), "--data", "synthetic", "--shifts", "1,3",
-                               "--cache-dir", str(tmp_path)])
+                               "--offsets", "2,2 -2,-2", "--cache-dir", str(tmp_path)])
     assert rc == 0
     out = capsys.readouterr().out.strip().splitlines()
     report = json.loads(out[-1])
@@ -25,7 +39,8 @@ def test_report_measures_each_set_of_views_against_the_flip(exported_cifar10, tm
     assert report["test_images"] == 100
     rows = report["rows"]
     assert [(r["forward_passes"], r["shift"], r["vertical"]) for r in rows] == [
-        (1, 0, False), (2, 0, False), (6, 1, False), (10, 1, True), (6, 3, False), (10, 3, True)]
+        (1, 0, False), (2, 0, False), (6, 1, False), (10, 1, True), (6, 3, False), (10, 3, True), (6, None, False)]
+    assert rows[-1]["offsets"] == [[2, 2], [-2, -2]] and "offsets" not in rows[0]
     assert rows[1]["change_points_vs_flip"] == 0.0
     for row in rows:
         assert_accuracy_over(row["accuracy"], 100)

@@ -72,3 +72,19 @@ def test_a_negative_shift_is_refused_naming_the_value():
 
     with pytest.raises(ValueError, match="test-time shift -1"):
         view_offsets(-1)
+
+
+def test_views_at_any_offsets_average_each_shifted_copy_and_its_mirror():
+    import keras
+
+    from export.models.inference_views import with_views_at, without_test_time_views
+
+    inputs = keras.Input((6, 6, 3))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(inputs)))
+    x = np.random.default_rng(3).uniform(0, 255, (2, 6, 6, 3)).astype("float32")
+    padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)), mode="reflect")
+    views = [x, padded[:, 4:10, 4:10], padded[:, 0:6, 0:6]]  # the image, (2, 2) and (-2, -2) diagonally
+    expected = np.mean([model.predict(v[:, :, ::m], verbose=0) for v in views for m in (1, -1)], axis=0)
+    wrapped = with_views_at(model, [(0, 0), (2, 2), (-2, -2)], flip=True)
+    np.testing.assert_allclose(wrapped.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    assert without_test_time_views(wrapped) is model
