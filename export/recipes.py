@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 SHIFT_FRACTION = 0.1  # the training shift's largest move each way, a fraction of the side (both recipes' default)
-# The highest JPEG quality of --random-jpeg's re-encoding (libjpeg, 4:2:0 chroma, as tf.image.random_jpeg_quality):
-# nearly lossless; the lowest is the recipe's `random_jpeg_min_quality`.
+# The JPEG qualities of --random-jpeg's re-encoding (libjpeg, 4:2:0 chroma, as tf.image.random_jpeg_quality): from a
+# recipe's `random_jpeg_min_quality` (both recipes: visibly blocky) to nearly lossless.
+RANDOM_JPEG_MIN_QUALITY = 50
 RANDOM_JPEG_MAX_QUALITY = 95
 
 
@@ -43,22 +44,19 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "reference": Recipe("reference", learning_rate=1e-3, conv_dropout=0.2, dense_dropout=0.2, optimizer="adam",
                         weight_decay=0.0, label_smoothing=0.0, random_erasing=0.0, random_jpeg=0.0,
-                        random_jpeg_min_quality=50, shift_fraction=SHIFT_FRACTION, shift_interpolation="bilinear",
-                        test_time_flip=False,
-                        test_time_shift=0, test_time_vertical=False, precision="float32", augment=False,
-                        lr_schedule="constant"),
+                        random_jpeg_min_quality=RANDOM_JPEG_MIN_QUALITY, shift_fraction=SHIFT_FRACTION,
+                        shift_interpolation="bilinear", test_time_flip=False, test_time_shift=0,
+                        test_time_vertical=False, precision="float32", augment=False, lr_schedule="constant"),
     "improved": Recipe("improved", learning_rate=2e-3, conv_dropout=0.0, dense_dropout=0.0, optimizer="adam",
                        weight_decay=0.0, label_smoothing=0.0, random_erasing=0.0, random_jpeg=0.5,
-                       random_jpeg_min_quality=50, shift_fraction=SHIFT_FRACTION, shift_interpolation="nearest",
-                       test_time_flip=True,
-                       test_time_shift=2, test_time_vertical=False, precision="auto", augment=True,
-                       lr_schedule="warmup+cosine"),
+                       random_jpeg_min_quality=RANDOM_JPEG_MIN_QUALITY, shift_fraction=SHIFT_FRACTION,
+                       shift_interpolation="nearest", test_time_flip=True, test_time_shift=2,
+                       test_time_vertical=False, precision="auto", augment=True, lr_schedule="warmup+cosine"),
 }
 # The recipe settings the command line can override (each a `by_recipe` option of CifarExportConfig).
 RECIPE_OPTIONS = ("learning_rate", "conv_dropout", "dense_dropout", "optimizer", "weight_decay", "label_smoothing",
                   "random_erasing", "random_jpeg", "random_jpeg_min_quality", "shift_fraction", "shift_interpolation",
-                  "test_time_flip",
-                  "test_time_shift", "test_time_vertical", "precision")
+                  "test_time_flip", "test_time_shift", "test_time_vertical", "precision")
 
 
 def format_setting(value: Any) -> str:

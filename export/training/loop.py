@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from export.data.image_data import LabeledImages
-from export.recipes import RANDOM_JPEG_MAX_QUALITY
+from export.recipes import RANDOM_JPEG_MAX_QUALITY, RANDOM_JPEG_MIN_QUALITY
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class TrainSettings:
     class_weight: dict[int, float] | None = None
     log_every_steps: int = 100  # progress lines when output is not a terminal (0: none)
     random_jpeg: float = 0.0  # fraction of training images JPEG re-encoded at a random quality each epoch
-    random_jpeg_min_quality: int = 50  # ... drawn from this to RANDOM_JPEG_MAX_QUALITY
+    random_jpeg_min_quality: int = RANDOM_JPEG_MIN_QUALITY  # ... drawn from this to RANDOM_JPEG_MAX_QUALITY
     # Multi-worker training (export.training.distribution): this task's name ("worker:1"), and whether it is the
     # chief, which alone writes TensorBoard logs, the history and the shared checkpoint directory.
     task: str | None = None
@@ -162,7 +162,8 @@ def _duration(seconds: float) -> str:
 
 
 def input_pipeline(data: LabeledImages, batch_size: int, shuffle: bool, seed: int,
-                   random_jpeg: float = 0.0, random_jpeg_min_quality: int = 50) -> tf.data.Dataset:
+                   random_jpeg: float = 0.0, random_jpeg_min_quality: int = RANDOM_JPEG_MIN_QUALITY
+                   ) -> tf.data.Dataset:
     """uint8 images cached, shuffled over the whole set, batched, cast to float32 0..255, prefetched.
 
     With `random_jpeg` > 0, that fraction of the images (drawn anew every epoch) goes through one JPEG round trip
@@ -188,7 +189,7 @@ def input_pipeline(data: LabeledImages, batch_size: int, shuffle: bool, seed: in
     return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def jpeg_round_trip(fraction: float, seed: int, min_quality: int = 50):
+def jpeg_round_trip(fraction: float, seed: int, min_quality: int = RANDOM_JPEG_MIN_QUALITY):
     """A tf.data map function: with probability `fraction`, the uint8 image re-encoded as JPEG at a quality drawn
     uniformly from `min_quality` to `RANDOM_JPEG_MAX_QUALITY` and decoded again; the label passes through."""
     low, high = min_quality, RANDOM_JPEG_MAX_QUALITY
