@@ -122,7 +122,8 @@ def run(cfg: ViewsConfig) -> dict:
         if offsets is None:
             model, passes = with_test_time_views(classifier, flip, shift, vertical), view_count(flip, shift, vertical)
         else:
-            model, passes = with_views_at(classifier, [(0, 0), *offsets], flip=True), 2 * (len(offsets) + 1)
+            views = [(0, 0), *offsets]
+            model, passes = with_views_at(classifier, views, flip=True), 2 * len(views)
         model(test.images[: cfg.batch_size].astype("float32"), training=False)  # warm-up, not timed
         started = time.perf_counter()
         predicted = predict_probabilities(model, test, cfg.batch_size).argmax(axis=1)

@@ -71,8 +71,8 @@ def with_test_time_views(model: keras.Model, flip: bool = True, shift: int = 0, 
 def with_views_at(model: keras.Model, offsets: list[tuple[int, int]], flip: bool = True,
                   suffix: str = "test_time_views") -> keras.Model:
     """The trained `model` answering the mean of its probabilities over copies of the image shifted by each (dy,
-    dx) of `offsets` ((0, 0): the image itself), each also mirrored when `flip`. `with_test_time_views` builds
-    the exporters' sets with it; `export.lab.views_report` measures other sets."""
+    dx) of `offsets` ((0, 0): the image itself), each also mirrored when `flip` (two views at least).
+    `with_test_time_views` builds the exporters' sets with it; `export.lab.views_report` measures other sets."""
     inputs = keras.Input(shape=model.input_shape[1:], name="pixels")
     answers = []
     for dy, dx in offsets:
@@ -81,8 +81,6 @@ def with_views_at(model: keras.Model, offsets: list[tuple[int, int]], flip: bool
         answers.append(model(view))
         if flip:
             answers.append(model(HorizontalFlip(name=None if dy or dx else "test_time_flip")(view)))
-    if len(answers) == 1:
-        return keras.Model(inputs, answers[0], name=f"{model.name}_{suffix}")
     outputs = layers.Average(name="probabilities_views_averaged")(answers)
     return keras.Model(inputs, outputs, name=f"{model.name}_{suffix}")
 
